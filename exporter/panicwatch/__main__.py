@@ -1,0 +1,3 @@
+from panicwatch.cli import main
+
+raise SystemExit(main())

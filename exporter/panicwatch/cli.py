@@ -1,0 +1,123 @@
+"""The `panicwatch` command: flags built from the Settings model, then one of the commands."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from collections.abc import Sequence
+
+from pydantic import ValidationError
+from pydantic_settings import SettingsError
+
+from panicwatch import __version__
+from panicwatch.settings import ALL_COMMANDS, Settings, flag_of
+
+COMMANDS = {
+    "serve": "Run the exporter: /metrics, /healthz and a landing page at /.",
+    "metrics": "Collect once and print the metrics in the Prometheus text format.",
+    "check": "Report panic readiness with the fix for every failed check "
+             "(exit 0 ready, 1 a critical check failed, 2 could not run).",
+}
+LOG_LEVELS = {"debug": logging.DEBUG, "info": logging.INFO, "warn": logging.WARNING,
+              "error": logging.ERROR}
+
+
+def _add_flags(parser: argparse.ArgumentParser, command: str | None) -> None:
+    for name, field in Settings.model_fields.items():
+        extra = field.json_schema_extra
+        assert isinstance(extra, dict)
+        commands = extra["commands"]
+        assert isinstance(commands, tuple | list)
+        if command is None and tuple(commands) != ALL_COMMANDS:
+            continue
+        if command is not None and command not in commands:
+            continue
+        env = f"PANICWATCH_{name.upper()}"
+        default = "" if field.default is None else f"default: {field.default}; "
+        help_text = f"{field.description} ({default}env {env})"
+        kwargs: dict[str, object] = {"dest": name, "default": argparse.SUPPRESS, "help": help_text}
+        if field.annotation is bool:
+            kwargs["action"] = argparse.BooleanOptionalAction
+        else:
+            kwargs["metavar"] = name.split("_", 1)[-1].upper()
+        parser.add_argument(flag_of(name), **kwargs)  # type: ignore[arg-type]
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="panicwatch",
+        description="Prometheus exporter: kdump/panic readiness and NFS client health.",
+    )
+    parser.add_argument("--version", action="version", version=f"panicwatch {__version__}")
+    _add_flags(parser, None)
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    for command, description in COMMANDS.items():
+        _add_flags(sub.add_parser(command, help=description, description=description), command)
+    return parser
+
+
+def load_settings(args: argparse.Namespace) -> Settings:
+    given = {k: v for k, v in vars(args).items() if k != "command"}
+    return Settings(**given)
+
+
+def _settings_error(error: ValidationError) -> str:
+    messages = []
+    for e in error.errors():
+        field = str(e["loc"][0]) if e["loc"] else ""
+        known = field in Settings.model_fields
+        where = f"{flag_of(field)} (or PANICWATCH_{field.upper()})" if known else ""
+        message = e["msg"].removeprefix("Value error, ")
+        messages.append(f"{where}: {message}" if where else message)
+    return "; ".join(messages)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        settings = load_settings(args)
+    except ValidationError as e:
+        parser.exit(2, f"panicwatch: error: {_settings_error(e)}\n")
+    except SettingsError as e:
+        parser.exit(2, f"panicwatch: error: {e}\n")
+    logging.basicConfig(
+        stream=sys.stderr, level=LOG_LEVELS[settings.log_level],
+        format='time=%(asctime)s level=%(levelname)s source=%(name)s msg="%(message)s"',
+    )
+    if args.command == "serve":
+        from panicwatch.server import serve
+
+        serve(settings)
+        return 0
+    if args.command == "metrics":
+        from prometheus_client import generate_latest
+
+        from panicwatch.collectors.registry import build_registry
+
+        sys.stdout.write(generate_latest(build_registry(settings)).decode())
+        return 0
+    return run_check(settings)
+
+
+def run_check(settings: Settings) -> int:
+    from panicwatch.collectors.registry import host_of
+    from panicwatch.readiness import assess
+    from panicwatch.report import as_json, as_text
+
+    try:
+        report = assess(host_of(settings), settings.kdump_min_free_ratio)
+    except Exception as e:  # a report that cannot be made is exit 2, not a traceback
+        logging.getLogger("panicwatch").debug("check failed", exc_info=True)
+        print(f"panicwatch check: could not run: {type(e).__name__}: {e}", file=sys.stderr)
+        return 2
+    if not report.complete:
+        print("panicwatch check: could not run: " + "; ".join(report.problems or ["no input"]),
+              file=sys.stderr)
+        return 2
+    if settings.format == "json":
+        sys.stdout.write(as_json(report))
+    else:
+        sys.stdout.write(as_text(report, str(settings.path_rootfs)))
+    return 0 if report.ready else 1

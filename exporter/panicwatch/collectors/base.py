@@ -1,0 +1,90 @@
+"""The collector framework: runs each area, times it, and contains its failures.
+
+Each area yields metric families from a HostReader. The framework emits
+``panicwatch_collector_success`` and ``panicwatch_collector_duration_seconds`` for every
+area; an exception or an unreadable/garbled file fails that area only, and is logged
+once when an area's state changes (not on every scrape).
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Iterable, Iterator
+from typing import Protocol
+
+from prometheus_client.core import GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector
+
+from panicwatch.host import Host
+from panicwatch.reader import HostReader, describe_error
+
+log = logging.getLogger("panicwatch.collector")
+PREFIX = "panicwatch_"
+
+
+class Area(Protocol):
+    name: str
+
+    def collect(self, reader: HostReader) -> Iterable[Metric]: ...
+
+
+def gauge(name: str, doc: str, value: float | None = None,
+          labels: dict[str, str] | None = None) -> GaugeMetricFamily:
+    """A gauge family; with a value, holding that one sample."""
+    family = GaugeMetricFamily(PREFIX + name, doc, labels=list(labels or {}))
+    if value is not None:
+        family.add_metric(list((labels or {}).values()), value)
+    return family
+
+
+class PanicwatchCollector(Collector):
+    """All areas behind one collector, so the per-area self metrics form one family each."""
+
+    def __init__(self, host: Host, areas: list[Area]) -> None:
+        self.host = host
+        self.areas = areas
+        self._lock = threading.Lock()
+        self._last_problems: dict[str, tuple[str, ...]] = {}
+
+    def describe(self) -> list[Metric]:
+        return []  # never touch the host at registration
+
+    def collect(self) -> Iterator[Metric]:
+        success = gauge("collector_success", "Whether a collector succeeded (1) or failed (0).",
+                        labels={"collector": ""})
+        duration = gauge("collector_duration_seconds", "How long a collector took.",
+                         labels={"collector": ""})
+        for area in self.areas:
+            families, problems, took = self.run(area)
+            yield from families
+            success.add_metric([area.name], 0.0 if problems else 1.0)
+            duration.add_metric([area.name], took)
+        yield success
+        yield duration
+
+    def run(self, area: Area) -> tuple[list[Metric], list[str], float]:
+        reader = HostReader(self.host)
+        start = time.perf_counter()
+        try:
+            families = list(area.collect(reader))
+        except Exception as e:  # one area's bug must not fail the scrape
+            log.debug("collector %s raised", area.name, exc_info=True)
+            reader.problem(describe_error(e))
+            families = []
+        took = time.perf_counter() - start
+        self._log_transition(area.name, reader.problems)
+        return families, reader.problems, took
+
+    def _log_transition(self, name: str, problems: list[str]) -> None:
+        state = tuple(problems)
+        with self._lock:
+            previous = self._last_problems.get(name, ())
+            self._last_problems[name] = state
+        if state == previous:
+            return
+        if state:
+            log.warning("collector %s failed: %s", name, "; ".join(state))
+        else:
+            log.info("collector %s recovered", name)

@@ -1,0 +1,1 @@
+"""Pure parsers: text in, small frozen dataclasses out. No I/O here."""

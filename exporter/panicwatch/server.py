@@ -1,0 +1,101 @@
+"""`panicwatch serve`: /metrics (prometheus_client's WSGI app, gzip), /healthz, and /."""
+
+from __future__ import annotations
+
+import html
+import logging
+import socket
+from collections.abc import Callable, Iterable
+from socketserver import ThreadingMixIn
+from typing import Any
+from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
+
+from prometheus_client import make_wsgi_app
+
+from panicwatch import __version__
+from panicwatch.collectors.registry import build_registry, host_of
+from panicwatch.readiness import assess
+from panicwatch.report import as_html_rows, verdict
+from panicwatch.settings import Settings, parse_listen_address
+
+log = logging.getLogger("panicwatch.server")
+StartResponse = Callable[..., Any]
+
+LANDING = """<!doctype html>
+<html><head><meta charset="utf-8"><title>panicwatch</title>
+<style>body{{font-family:sans-serif;margin:2em}} td{{padding:2px 8px;vertical-align:top}}
+.fail td:first-child{{color:#b00;font-weight:bold}} .pass td:first-child{{color:#070}}
+.skip td:first-child{{color:#888}}</style></head>
+<body><h1>panicwatch {version}</h1>
+<p>Kernel panic readiness and NFS client health exporter.
+<a href="{metrics}">Metrics</a> &middot; <a href="/healthz">Health</a></p>
+<h2>Panic readiness: {verdict}</h2>
+<table>{rows}</table>
+</body></html>
+"""
+
+
+class _ThreadingServer(ThreadingMixIn, WSGIServer):
+    daemon_threads = True
+    allow_reuse_address = True
+
+
+class _DualStackServer(_ThreadingServer):
+    address_family = socket.AF_INET6
+
+    def server_bind(self) -> None:
+        self.socket.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 0)
+        super().server_bind()
+
+
+class _QuietHandler(WSGIRequestHandler):
+    def log_message(self, format: str, *args: Any) -> None:
+        log.debug("%s - " + format, self.address_string(), *args)
+
+
+def make_app(settings: Settings) -> Callable[[dict[str, Any], StartResponse], Iterable[bytes]]:
+    metrics_app = make_wsgi_app(build_registry(settings))
+    host = host_of(settings)
+
+    def app(environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
+        path = environ.get("PATH_INFO", "/")
+        if path == settings.web_telemetry_path:
+            return metrics_app(environ, start_response)
+        if path == "/healthz":
+            start_response("200 OK", [("Content-Type", "text/plain; charset=utf-8")])
+            return [b"ok\n"]
+        if path == "/":
+            report = assess(host, settings.kdump_min_free_ratio)
+            body = LANDING.format(version=__version__, metrics=settings.web_telemetry_path,
+                                  verdict=html.escape(verdict(report)),
+                                  rows=as_html_rows(report))
+            start_response("200 OK", [("Content-Type", "text/html; charset=utf-8")])
+            return [body.encode()]
+        start_response("404 Not Found", [("Content-Type", "text/plain; charset=utf-8")])
+        return [b"not found\n"]
+
+    return app
+
+
+def make_http_server(settings: Settings) -> WSGIServer:
+    host, port = parse_listen_address(settings.web_listen_address)
+    app = make_app(settings)
+    if host == "" and socket.has_ipv6:
+        try:
+            return make_server("::", port, app, _DualStackServer, _QuietHandler)
+        except OSError:
+            pass  # no IPv6 on this host: IPv4 only
+    server_class = _ThreadingServer
+    if ":" in host:
+        server_class = type("_V6Server", (_ThreadingServer,), {"address_family": socket.AF_INET6})
+    return make_server(host or "0.0.0.0", port, app, server_class, _QuietHandler)
+
+
+def serve(settings: Settings) -> None:
+    server = make_http_server(settings)
+    bound = server.server_address
+    log.info("listening on %s port %s", bound[0], bound[1])
+    try:
+        server.serve_forever()
+    finally:
+        server.server_close()

@@ -1,0 +1,109 @@
+"""All configuration: one pydantic-settings model.
+
+Every field is an environment variable ``PANICWATCH_<FIELD>`` (pydantic-settings)
+and a node_exporter-style flag named in the field's ``flag`` metadata; cli.py
+builds the argument parser from this model, so a new option is added here once.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import Field, field_validator, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+ALL_COMMANDS = ("serve", "metrics", "check")
+COLLECTORS = ("kdump", "vmcores", "kernel", "readiness")
+
+
+def option(default: Any, flag: str, help: str, commands: tuple[str, ...] = ALL_COMMANDS) -> Any:
+    """A settings field that also knows its command-line flag and where it applies."""
+    return Field(default, description=help, json_schema_extra={"flag": flag, "commands": commands})
+
+
+def collector_option(name: str, help: str) -> Any:
+    return option(True, f"collector.{name}", f"Enable the {name} collector: {help}")
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="PANICWATCH_", extra="forbid")
+
+    web_listen_address: str = option(
+        ":10110", "web.listen-address", "Address to listen on for HTTP requests.", ("serve",)
+    )
+    web_telemetry_path: str = option(
+        "/metrics", "web.telemetry-path", "Path under which to expose metrics.", ("serve",)
+    )
+    path_rootfs: Path = option(
+        Path("/"), "path.rootfs", "Root of the host's filesystem (e.g. /host in a container)."
+    )
+    path_procfs: Path | None = option(
+        None, "path.procfs", "procfs mount point (default: <path.rootfs>/proc)."
+    )
+    path_sysfs: Path | None = option(
+        None, "path.sysfs", "sysfs mount point (default: <path.rootfs>/sys)."
+    )
+    log_level: Literal["debug", "info", "warn", "error"] = option(
+        "info", "log.level", "Only log messages with the given severity or above."
+    )
+    collector_kdump: bool = collector_option("kdump", "crash kernel, reservation, dump target.")
+    collector_vmcores: bool = collector_option("vmcores", "dumps waiting in the crash dir.")
+    collector_kernel: bool = collector_option("kernel", "panic sysctls, lockup counters, pstore.")
+    collector_readiness: bool = collector_option("readiness", "the panic readiness checks.")
+    kdump_min_free_ratio: float = option(
+        0.1,
+        "kdump.min-free-ratio",
+        "Free space the dump target needs, as a fraction of RAM (a makedumpfile -d 31 "
+        "dump is typically 1-10%% of RAM).",
+    )
+    format: Literal["text", "json"] = option(
+        "text", "format", "Output format of the report.", ("check",)
+    )
+
+    @field_validator("web_listen_address")
+    @classmethod
+    def _listen_address(cls, value: str) -> str:
+        parse_listen_address(value)
+        return value
+
+    @field_validator("web_telemetry_path")
+    @classmethod
+    def _telemetry_path(cls, value: str) -> str:
+        if not value.startswith("/") or value == "/":
+            raise ValueError("must start with / and not be / itself")
+        return value
+
+    @field_validator("kdump_min_free_ratio")
+    @classmethod
+    def _ratio(cls, value: float) -> float:
+        if not 0 <= value <= 1:
+            raise ValueError("must be between 0 and 1")
+        return value
+
+    @model_validator(mode="after")
+    def _paths_exist(self) -> Settings:
+        for name in ("path_rootfs", "path_procfs", "path_sysfs"):
+            path = getattr(self, name)
+            if path is not None and not path.is_dir():
+                raise ValueError(f"{flag_of(name)}: {path} is not a directory")
+        return self
+
+    def collector_enabled(self, name: str) -> bool:
+        return bool(getattr(self, f"collector_{name}"))
+
+
+def flag_of(field_name: str) -> str:
+    extra = Settings.model_fields[field_name].json_schema_extra
+    assert isinstance(extra, dict)
+    return f"--{extra['flag']}"
+
+
+def parse_listen_address(value: str) -> tuple[str, int]:
+    """Split node_exporter's ``[host]:port`` form; an empty host means all addresses."""
+    host, sep, port = value.rpartition(":")
+    if not sep or not port.isdigit() or not 0 <= int(port) <= 65535:
+        raise ValueError(f"{value!r} is not [host]:port with a port 0-65535")
+    if host.startswith("[") and host.endswith("]"):
+        host = host[1:-1]
+    return host, int(port)

@@ -1,0 +1,146 @@
+"""Snapshot of the crash dumps waiting in the local crash directory.
+
+The scan is bounded: the crash directory's top level and one level down, no symlinks
+followed, and only the tail of the newest dump's dmesg is read.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from dataclasses import dataclass
+from datetime import UTC, tzinfo
+from zoneinfo import ZoneInfo
+
+from panicwatch import host as paths
+from panicwatch.host import read_tail
+from panicwatch.parsers import panic_reason, vmcore_layout
+from panicwatch.reader import HostReader, describe_error
+from panicwatch.snapshots.kdump import read_target_state
+
+DMESG_TAIL_BYTES = 256 * 1024
+MAX_ENTRIES = 10_000  # a crash dir with more entries than this is not a crash dir
+
+
+@dataclass(frozen=True)
+class Dump:
+    name: str  # directory name, e.g. 127.0.0.1-2024-05-01-03:12:45
+    layout: str
+    timestamp: float
+    incomplete: bool
+    bytes: int
+    dmesg: str | None  # host-absolute path of the saved dmesg
+
+
+@dataclass(frozen=True)
+class VmcoreInventory:
+    crash_dir: str | None  # None: no local crash directory to look at
+    dumps: tuple[Dump, ...]
+    unchecked_reason: str | None = None
+
+    @property
+    def newest(self) -> Dump | None:
+        return max(self.dumps, key=lambda d: d.timestamp, default=None)
+
+
+def host_timezone(reader: HostReader) -> tzinfo:
+    """Dump directory names are the capture's local time, which is the host's zone."""
+    try:
+        with open(reader.host.root(paths.LOCALTIME), "rb") as f:
+            return ZoneInfo.from_file(f)
+    except (OSError, ValueError):
+        return UTC
+
+
+def _scan_dump_dir(path: str) -> tuple[bool, bool, int, list[str]] | None:
+    """(has a dump file, incomplete, bytes, file names) for one candidate directory."""
+    names, size, has_dump, incomplete = [], 0, False, False
+    with os.scandir(path) as it:
+        for entry in it:
+            if len(names) >= MAX_ENTRIES:
+                break
+            names.append(entry.name)
+            if not entry.is_file(follow_symlinks=False):
+                continue
+            if vmcore_layout.is_incomplete_marker(entry.name):
+                incomplete = True
+            if vmcore_layout.is_dump_file(entry.name):
+                has_dump = True
+                size += entry.stat(follow_symlinks=False).st_size
+    return has_dump, incomplete, size, names
+
+
+def scan_crash_dir(reader: HostReader, crash_dir: str) -> VmcoreInventory:
+    zone = host_timezone(reader)
+    local = reader.host.root(crash_dir)
+    dumps = []
+    try:
+        with os.scandir(local) as it:
+            entries = [e for _, e in zip(range(MAX_ENTRIES), it, strict=False)]
+    except FileNotFoundError:
+        return VmcoreInventory(crash_dir, ())
+    except OSError as e:
+        reader.problem(describe_error(e))
+        return VmcoreInventory(crash_dir, (), describe_error(e))
+    for entry in entries:
+        if not entry.is_dir(follow_symlinks=False):
+            continue  # kexec_cmd, kdump_lock, apport *.crash, ...
+        named = vmcore_layout.classify_dir(entry.name)
+        if named is None and entry.name.startswith(vmcore_layout.TEST_DUMP_PREFIX):
+            continue  # `kdumpctl test` proves capture works; it is not a crash
+        try:
+            has_dump, incomplete, size, names = _scan_dump_dir(entry.path)
+            mtime = entry.stat(follow_symlinks=False).st_mtime
+        except OSError as e:
+            reader.problem(describe_error(e))
+            continue
+        if named is None and not has_dump:
+            continue  # some other directory
+        # A dump directory without a finished dump file is a capture that did not finish.
+        incomplete = incomplete or not has_dump
+        stamp = named.stamp.replace(tzinfo=zone).timestamp() if named and named.stamp else mtime
+        dmesg = vmcore_layout.dmesg_file(names)
+        dumps.append(Dump(
+            name=entry.name,
+            layout=named.layout if named else "unknown",
+            timestamp=stamp,
+            incomplete=incomplete,
+            bytes=size,
+            dmesg=f"{crash_dir.rstrip('/')}/{entry.name}/{dmesg}" if dmesg else None,
+        ))
+    return VmcoreInventory(crash_dir, tuple(sorted(dumps, key=lambda d: d.name)))
+
+
+def read_inventory(reader: HostReader) -> VmcoreInventory:
+    target = read_target_state(reader)
+    if not target.exists or target.local_dir is None:
+        reason = target.unchecked_reason or f"{target.target.label} does not exist"
+        return VmcoreInventory(None, (), reason)
+    return scan_crash_dir(reader, target.local_dir)
+
+
+class PanicReasonCache:
+    """The newest dump's panic reason, re-read only when its dmesg file changes."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._key: tuple[str, int, float] | None = None
+        self._value = panic_reason.UNKNOWN
+
+    def get(self, reader: HostReader, dump: Dump) -> panic_reason.PanicReason:
+        if dump.dmesg is None:
+            return panic_reason.UNKNOWN
+        path = reader.host.root(dump.dmesg)
+        try:
+            st = os.stat(path, follow_symlinks=False)
+            key = (str(path), st.st_size, st.st_mtime)
+            with self._lock:
+                if key == self._key:
+                    return self._value
+            value = panic_reason.extract_panic_reason(read_tail(path, DMESG_TAIL_BYTES))
+        except OSError as e:
+            reader.problem(describe_error(e))
+            return panic_reason.UNKNOWN
+        with self._lock:
+            self._key, self._value = key, value
+        return value
