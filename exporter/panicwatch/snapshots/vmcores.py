@@ -44,9 +44,19 @@ class VmcoreInventory:
 
 
 def host_timezone(reader: HostReader) -> tzinfo:
-    """Dump directory names are the capture's local time, which is the host's zone."""
+    """Dump directory names are the capture's local time, which is the host's zone.
+
+    /etc/localtime is usually an absolute symlink into the host's zoneinfo: follow it
+    inside the rootfs, not in our own filesystem.
+    """
+    path = reader.host.root(paths.LOCALTIME)
     try:
-        with open(reader.host.root(paths.LOCALTIME), "rb") as f:
+        link = os.readlink(path)
+        path = reader.host.root(link) if link.startswith("/") else path.parent / link
+    except OSError:
+        pass  # a regular file (or absent)
+    try:
+        with open(path, "rb") as f:
             return ZoneInfo.from_file(f)
     except (OSError, ValueError):
         return UTC

@@ -1,0 +1,48 @@
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+from prometheus_client import generate_latest
+from prometheus_client.parser import text_string_to_metric_families
+
+sys.path.insert(0, str(Path(__file__).parent))
+
+import trees  # noqa: E402
+
+from panicwatch.collectors.registry import build_registry  # noqa: E402
+from panicwatch.settings import Settings  # noqa: E402
+
+Samples = dict[tuple[str, tuple[tuple[str, str], ...]], float]
+
+
+def scrape_text(text: str) -> Samples:
+    """Exposition text -> {(sample name, sorted labels): value}."""
+    samples: Samples = {}
+    for family in text_string_to_metric_families(text):
+        for s in family.samples:
+            samples[(s.name, tuple(sorted(s.labels.items())))] = s.value
+    return samples
+
+
+def scrape(root: Path, **settings: object) -> Samples:
+    registry = build_registry(Settings(path_rootfs=root, **settings))
+    return scrape_text(generate_latest(registry).decode())
+
+
+def value(samples: Samples, name: str, **labels: str) -> float | None:
+    return samples.get((name, tuple(sorted(labels.items()))))
+
+
+def names(samples: Samples, prefix: str) -> dict[tuple[tuple[str, str], ...], float]:
+    return {labels: v for (n, labels), v in samples.items() if n == prefix}
+
+
+@pytest.fixture
+def tree(tmp_path: Path) -> Callable[[str], Path]:
+    def make(name: str) -> Path:
+        return trees.build(name, tmp_path / name)
+
+    return make
