@@ -1,6 +1,5 @@
 from __future__ import annotations
 
-import sys
 from collections.abc import Callable
 from pathlib import Path
 
@@ -8,12 +7,9 @@ import pytest
 from prometheus_client import generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
-sys.path.insert(0, str(Path(__file__).parent))
-
-import trees  # noqa: E402
-
-from panicwatch.collectors.registry import build_registry  # noqa: E402
-from panicwatch.settings import Settings  # noqa: E402
+import trees
+from panicwatch.collectors.registry import build_registry
+from panicwatch.settings import Settings
 
 Samples = dict[tuple[str, tuple[tuple[str, str], ...]], float]
 

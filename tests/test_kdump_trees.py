@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 
 from conftest import names, scrape, value
-from trees import MiB, RAM_16G
+from trees import RAM_16G, MiB
 
 
 def p(name: str) -> str:

@@ -1,0 +1,94 @@
+"""`panicwatch serve` as a subprocess on a free port, scraped over real HTTP."""
+
+from __future__ import annotations
+
+import gzip
+import os
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import pytest
+
+from conftest import scrape_text, value
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture
+def server(tree) -> Iterator[str]:
+    root = tree("fedora_vmcores")
+    port = free_port()
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).parents[1] / "exporter")}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "panicwatch", "serve", "--web.listen-address",
+         f"127.0.0.1:{port}", "--path.rootfs", str(root)],
+        env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    base = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 20
+    while True:
+        try:
+            urllib.request.urlopen(base + "/healthz", timeout=1).read()
+            break
+        except OSError:
+            if proc.poll() is not None or time.monotonic() > deadline:
+                proc.kill()
+                raise RuntimeError(f"serve did not start: {proc.communicate()[1]}") from None
+            time.sleep(0.1)
+    yield base
+    proc.terminate()
+    proc.wait(timeout=10)
+
+
+def get(url: str, **headers: str) -> tuple[int, dict[str, str], bytes]:
+    req = urllib.request.Request(url, headers=headers)
+    try:
+        with urllib.request.urlopen(req, timeout=10) as r:
+            return r.status, dict(r.headers), r.read()
+    except urllib.error.HTTPError as e:
+        return e.code, dict(e.headers), e.read()
+
+
+def test_metrics_over_http(server):
+    status, headers, body = get(server + "/metrics")
+    assert status == 200
+    assert headers["Content-Type"].startswith("text/plain; version=")
+    s = scrape_text(body.decode())
+    assert value(s, "panicwatch_vmcores") == 2
+    assert value(s, "panicwatch_kdump_loaded") == 1
+    assert value(s, "panicwatch_collector_success", collector="kdump") == 1
+
+
+def test_metrics_gzip(server):
+    status, headers, body = get(server + "/metrics", **{"Accept-Encoding": "gzip"})
+    assert status == 200
+    assert headers["Content-Encoding"] == "gzip"
+    assert b"panicwatch_vmcores 2.0" in gzip.decompress(body)
+
+
+def test_healthz_landing_and_404(server):
+    assert get(server + "/healthz")[0:3:2] == (200, b"ok\n")
+    status, headers, body = get(server + "/")
+    assert status == 200 and headers["Content-Type"].startswith("text/html")
+    page = body.decode()
+    assert '<a href="/metrics">Metrics</a>' in page
+    assert "Panic readiness: READY, with" in page
+    assert "no_vmcore_pending" in page and "2 dump(s) waiting in /var/crash" in page
+    assert get(server + "/nope")[0] == 404
+
+
+def test_concurrent_scrapes_agree(server):
+    with ThreadPoolExecutor(8) as pool:
+        bodies = list(pool.map(lambda _: get(server + "/metrics")[2], range(16)))
+    values = {value(scrape_text(b.decode()), "panicwatch_vmcore_bytes") for b in bodies}
+    assert values == {50 * (1 << 20)}
