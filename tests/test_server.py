@@ -11,6 +11,7 @@ import time
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
+from contextlib import contextmanager
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -25,9 +26,8 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-@pytest.fixture
-def server(tree) -> Iterator[str]:
-    root = tree("fedora_vmcores")
+@contextmanager
+def serving(root: Path) -> Iterator[str]:
     port = free_port()
     env = {**os.environ, "PYTHONPATH": str(Path(__file__).parents[1] / "exporter")}
     proc = subprocess.Popen(
@@ -45,9 +45,17 @@ def server(tree) -> Iterator[str]:
                 proc.kill()
                 raise RuntimeError(f"serve did not start: {proc.communicate()[1]}") from None
             time.sleep(0.1)
-    yield base
-    proc.terminate()
-    proc.wait(timeout=10)
+    try:
+        yield base
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
+
+
+@pytest.fixture
+def server(tree) -> Iterator[str]:
+    with serving(tree("fedora_vmcores")) as base:
+        yield base
 
 
 def get(url: str, **headers: str) -> tuple[int, dict[str, str], bytes]:
@@ -92,3 +100,19 @@ def test_concurrent_scrapes_agree(server):
         bodies = list(pool.map(lambda _: get(server + "/metrics")[2], range(16)))
     values = {value(scrape_text(b.decode()), "panicwatch_vmcore_bytes") for b in bodies}
     assert values == {50 * (1 << 20)}
+
+
+def test_bad_files_fail_their_collector_and_the_scrape_is_served(tree):
+    root = tree("garbled")
+    (root / "proc/sys/kernel/panic_on_oops").write_text("")  # empty
+    (root / "etc/kdump.conf").unlink()
+    (root / "etc/kdump.conf").mkdir()  # unreadable even for root: EISDIR
+    with serving(root) as base:
+        status, _, body = get(base + "/metrics")
+    assert status == 200
+    s = scrape_text(body.decode())
+    assert value(s, "panicwatch_collector_success", collector="kdump") == 0
+    assert value(s, "panicwatch_collector_success", collector="kernel") == 0
+    assert value(s, "panicwatch_kernel_panic_setting", setting="panic_on_oops") is None
+    assert value(s, "panicwatch_kernel_panic_setting", setting="softlockup_panic") == 1
+    assert value(s, "panicwatch_kdump_loaded") == 1
