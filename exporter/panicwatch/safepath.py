@@ -46,7 +46,7 @@ def resolve_safely(host: Host, path: str, mounts: list[Mount]) -> str | None:
             raise UnsafePath(candidate, mount)
         try:
             st = os.lstat(host.root(candidate))
-        except FileNotFoundError:
+        except (FileNotFoundError, NotADirectoryError):
             return None
         if stat.S_ISLNK(st.st_mode):
             hops += 1

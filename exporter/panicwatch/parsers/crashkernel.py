@@ -116,13 +116,16 @@ def _parse_simple(value: str, system_ram: int) -> tuple[int, int | None]:
             return size, memparse(rest, at + 1)[0]
         return size, None
     size, pos = memparse(value)
+    if size >= system_ram:
+        raise CrashkernelSyntaxError(f"size {size} >= RAM {system_ram}")
     if pos == len(value):
         return size, None
     if value[pos] == "@":
-        offset, end = memparse(value, pos + 1)
-        if end != len(value):
-            raise CrashkernelSyntaxError(f"unrecognized char {value[end]!r}")
-        return size, offset
+        # The kernel reads what number it can after '@' (none is 0) and ignores the rest.
+        try:
+            return size, memparse(value, pos + 1)[0]
+        except CrashkernelSyntaxError:
+            return size, 0
     raise CrashkernelSyntaxError(f"unrecognized char {value[pos]!r}")
 
 
@@ -153,6 +156,9 @@ def resolve(cmdline: str, system_ram: int, arch: str) -> CrashkernelRequest:
     plain = args.get(None)
     try:
         cma = _parse_suffixed(args["cma"], "cma") if "cma" in args else 0
+    except CrashkernelSyntaxError:
+        cma = 0  # the kernel ignores a bad ,cma and still reserves the main region
+    try:
         if plain is not None:
             if plain == "auto":
                 table = RHEL8_AUTO.get(arch)
@@ -164,6 +170,8 @@ def resolve(cmdline: str, system_ram: int, arch: str) -> CrashkernelRequest:
             return CrashkernelRequest(True, size, cma=cma, offset=offset, argument=plain)
         if "high" in args:
             size = _parse_suffixed(args["high"], "high")
+            if size == 0:
+                raise CrashkernelSyntaxError("crashkernel=,high of 0")
             default_low = DEFAULT_LOW.get(arch, 0)
             low = _parse_suffixed(args["low"], "low") if "low" in args else default_low
             used = " ".join(args[k] for k in ("high", "low") if k in args)

@@ -29,14 +29,18 @@ _FROM_MESSAGE = (
     ("init_killed", re.compile(r"Attempted to kill init")),
     ("no_root_fs", re.compile(r"VFS: Unable to mount root fs")),
 )
+# Before ~4.19 the log says "SysRq : Trigger a crash" and the crash is a NULL dereference.
+SYSRQ_CRASH = re.compile(r"(sysrq: )?SysRq ?: (SysRq : )?Trigger a crash|sysrq: Trigger a crash", re.I)
 # Otherwise ("Fatal exception", ...) the nearest cause line before the panic decides.
 _FROM_LOG = (
-    ("sysrq", re.compile(r"sysrq: (SysRq : )?Trigger a crash", re.I)),
+    ("sysrq", SYSRQ_CRASH),
     ("soft_lockup", re.compile(r"BUG: soft lockup")),
     ("hard_lockup", re.compile(r"Watchdog detected hard LOCKUP|NMI watchdog: .*hard LOCKUP")),
     ("hung_task", re.compile(r"INFO: task .* blocked for more than")),
     ("rcu_stall", re.compile(r"rcu: INFO: rcu_\w+ (self-)?detected stall|rcu_sched self-detected")),
-    ("null_pointer", re.compile(r"BUG: (kernel|unable to handle kernel) NULL pointer dereference")),
+    ("null_pointer", re.compile(
+        r"BUG: (kernel|unable to handle kernel) NULL pointer dereference"
+        r"|Unable to handle kernel NULL pointer dereference")),
     ("page_fault", re.compile(
         r"BUG: unable to handle (page fault|kernel paging request)"
         r"|Unable to handle kernel paging request")),
@@ -83,6 +87,10 @@ def extract_panic_reason(dmesg: str) -> PanicReason:
             return PanicReason(reason, kind)
     found = "other"
     window = lines[max(0, at - LOOKBACK_LINES) : at]
+    since_last_panic = window[max((i + 1 for i, ln in enumerate(window) if PANIC_MARKER in ln),
+                                  default=0):]
+    if any(SYSRQ_CRASH.search(line) for line in since_last_panic):
+        return PanicReason(reason, "sysrq")  # a deliberate crash, whatever fault it caused
     for distance, line in enumerate(reversed(window)):
         if PANIC_MARKER in line:
             break  # an earlier panic's context is not this one's

@@ -1,0 +1,378 @@
+"""Panic reason and kind from the dmesg a capture saved."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from panicwatch.parsers.panic_reason import (
+    MAX_REASON,
+    UNKNOWN,
+    PanicReason,
+    extract_panic_reason,
+    normalize_reason,
+)
+
+BOOT = """\
+[    0.000000] Linux version 6.8.0-31-generic (buildd@lcy02-amd64-080) (x86_64-linux-gnu-gcc-13) #31-Ubuntu SMP
+[    0.000000] Command line: BOOT_IMAGE=/vmlinuz-6.8.0-31-generic root=/dev/sda1 ro crashkernel=512M
+[    1.234567] systemd[1]: Detected virtualization kvm.
+[   12.345678] EXT4-fs (sda1): mounted filesystem 5c2a5c2e-1b1a-4d6e-9d3f-0e8f0e0f0a0b r/w with ordered data mode.
+"""  # noqa: E501
+
+SYSRQ = BOOT + """\
+[  123.456789] sysrq: Trigger a crash
+[  123.456801] Kernel panic - not syncing: sysrq triggered crash
+[  123.456822] CPU: 2 PID: 4321 Comm: bash Kdump: loaded Not tainted 6.8.0-31-generic #31-Ubuntu
+[  123.456840] Hardware name: QEMU Standard PC (Q35 + ICH9, 2009), BIOS 1.16.3-debian-1.16.3-2 04/01/2014
+[  123.456851] Call Trace:
+[  123.456860]  <TASK>
+[  123.456871]  dump_stack_lvl+0x48/0x70
+[  123.456884]  panic+0x33e/0x370
+[  123.456897]  sysrq_handle_crash+0x1a/0x20
+[  123.456910]  __handle_sysrq+0xd8/0x1d0
+[  123.456922]  write_sysrq_trigger+0x2b/0x40
+[  123.456934]  </TASK>
+"""
+
+SOFT_LOCKUP = BOOT + """\
+[  456.789012] watchdog: BUG: soft lockup - CPU#1 stuck for 22s! [stress:1234]
+[  456.789034] Modules linked in: nfsd auth_rpcgss nfs_acl lockd grace sunrpc
+[  456.789050] CPU: 1 PID: 1234 Comm: stress Kdump: loaded Not tainted 5.14.0-427.el9.x86_64 #1
+[  456.789067] RIP: 0010:native_queued_spin_lock_slowpath+0x21/0x30
+[  456.789101] Call Trace:
+[  456.789110]  <IRQ>
+[  456.789120]  watchdog_timer_fn+0x1b3/0x210
+[  456.789130]  </IRQ>
+[  456.789201] Kernel panic - not syncing: softlockup: hung tasks
+[  456.789222] CPU: 1 PID: 1234 Comm: stress Kdump: loaded Tainted: G             L     -------  ---  5.14.0
+"""
+
+HARD_LOCKUP = BOOT + """\
+[  789.012345] watchdog: Watchdog detected hard LOCKUP on cpu 3
+[  789.012356] Modules linked in: xfs libcrc32c
+[  789.012370] CPU: 3 PID: 0 Comm: swapper/3 Kdump: loaded Not tainted 6.8.0-31-generic #31-Ubuntu
+[  789.012390] RIP: 0010:intel_idle+0x59/0xa0
+[  789.012456] Kernel panic - not syncing: Hard LOCKUP
+[  789.012470] CPU: 3 PID: 0 Comm: swapper/3 Kdump: loaded Not tainted 6.8.0-31-generic #31-Ubuntu
+"""
+
+HUNG_TASK = BOOT + """\
+[ 1000.123456] INFO: task nfsd:812 blocked for more than 120 seconds.
+[ 1000.123470]       Not tainted 5.14.0-427.el9.x86_64 #1
+[ 1000.123480] "echo 0 > /proc/sys/kernel/hung_task_timeout_secs" disables this message.
+[ 1000.123490] task:nfsd            state:D stack:0     pid:812   ppid:2      flags:0x00004000
+[ 1000.123500] Call Trace:
+[ 1000.123510]  __schedule+0x21b/0x550
+[ 1000.123520]  schedule+0x2d/0x70
+[ 1000.123600] Kernel panic - not syncing: hung_task: blocked tasks
+[ 1000.123620] CPU: 0 PID: 38 Comm: khungtaskd Kdump: loaded Not tainted 5.14.0-427.el9.x86_64 #1
+"""
+
+RCU_STALL = BOOT + """\
+[ 2100.000001] rcu: INFO: rcu_preempt self-detected stall on CPU
+[ 2100.000010] rcu: 	3-....: (20999 ticks this GP) idle=2b4c/1/0x4000000000000000 softirq=5051/5051 fqs=5250
+[ 2100.000020] rcu: 	(t=21000 jiffies g=88389 q=1234 ncpus=8)
+[ 2100.000030] CPU: 3 PID: 5678 Comm: spin Kdump: loaded Not tainted 6.8.0-31-generic #31-Ubuntu
+[ 2100.000100] Kernel panic - not syncing: RCU Stall
+"""  # noqa: E501
+
+NULL_POINTER = BOOT + """\
+[  321.000001] BUG: kernel NULL pointer dereference, address: 0000000000000008
+[  321.000010] #PF: supervisor read access in kernel mode
+[  321.000020] #PF: error_code(0x0000) - not-present page
+[  321.000030] PGD 0 P4D 0
+[  321.000040] Oops: 0000 [#1] PREEMPT SMP NOPTI
+[  321.000050] CPU: 5 PID: 2345 Comm: insmod Kdump: loaded Tainted: G           OE      6.8.0-31-generic #31
+[  321.000060] Hardware name: Dell Inc. PowerEdge R650/0PYXKY, BIOS 1.8.2 12/01/2022
+[  321.000070] RIP: 0010:broken_init+0x15/0x30 [broken]
+[  321.000080] Code: 90 90 90 90 90 90 90 90 90 90 90 f3 0f 1e fa 0f 1f 44 00 00 55 48 8b 04 25 08 00 00 00
+[  321.000090] RSP: 0018:ffffb3c1c0d3bc40 EFLAGS: 00010246
+[  321.000100] RAX: 0000000000000000 RBX: 0000000000000000 RCX: 0000000000000000
+[  321.000110] CR2: 0000000000000008 CR3: 0000000112d8e006 CR4: 00000000007706f0
+[  321.000120] Call Trace:
+[  321.000130]  <TASK>
+[  321.000140]  ? show_regs+0x6d/0x80
+[  321.000150]  ? __die+0x24/0x80
+[  321.000160]  ? page_fault_oops+0x99/0x1b0
+[  321.000170]  ? do_user_addr_fault+0x2ee/0x6b0
+[  321.000180]  ? exc_page_fault+0x83/0x1b0
+[  321.000190]  ? asm_exc_page_fault+0x27/0x30
+[  321.000200]  do_one_initcall+0x5e/0x310
+[  321.000210]  do_init_module+0x60/0x240
+[  321.000220]  </TASK>
+[  321.000230] Modules linked in: broken(OE+) xfs nvme
+[  321.000240] CR2: 0000000000000008
+[  321.000250] ---[ end trace 0000000000000000 ]---
+[  321.000260] RIP: 0010:broken_init+0x15/0x30 [broken]
+[  321.000300] Kernel panic - not syncing: Fatal exception
+[  321.000310] Kernel Offset: 0x2a00000 from 0xffffffff81000000 (relocation range: 0xffffffff80000000-0xffffffffbfffffff)
+"""  # noqa: E501
+
+PAGE_FAULT = BOOT + """\
+[  654.000001] BUG: unable to handle page fault for address: ffffc90000a7b000
+[  654.000010] #PF: supervisor write access in kernel mode
+[  654.000020] #PF: error_code(0x0002) - not-present page
+[  654.000030] PGD 100000067 P4D 100000067 PUD 1001b2067 PMD 10a9a4067 PTE 0
+[  654.000040] Oops: 0002 [#1] PREEMPT SMP NOPTI
+[  654.000050] CPU: 0 PID: 999 Comm: kworker/0:2 Not tainted 6.8.0-31-generic #31-Ubuntu
+[  654.000060] RIP: 0010:memcpy_orig+0x31/0x140
+[  654.000070] Call Trace:
+[  654.000080]  <TASK>
+[  654.000090]  process_one_work+0x178/0x350
+[  654.000100]  </TASK>
+[  654.000200] Kernel panic - not syncing: Fatal exception in interrupt
+"""
+
+GPF = BOOT + """\
+[  777.000001] general protection fault, probably for non-canonical address 0xdead000000000122: 0000 [#1] PREEMPT SMP NOPTI
+[  777.000010] CPU: 6 PID: 3141 Comm: kworker/6:1 Kdump: loaded Not tainted 6.1.0-18-amd64 #1  Debian 6.1.76-1
+[  777.000020] RIP: 0010:list_del+0x1c/0x60
+[  777.000030] Call Trace:
+[  777.000040]  <TASK>
+[  777.000050]  release_task+0x2a/0x40
+[  777.000060]  </TASK>
+[  777.000100] Kernel panic - not syncing: Fatal exception
+"""  # noqa: E501
+
+KERNEL_BUG = BOOT + """\
+[  888.000001] ------------[ cut here ]------------
+[  888.000010] kernel BUG at mm/slub.c:123!
+[  888.000020] invalid opcode: 0000 [#1] PREEMPT SMP NOPTI
+[  888.000030] CPU: 4 PID: 2718 Comm: kswapd0 Kdump: loaded Not tainted 5.14.0-427.el9.x86_64 #1
+[  888.000040] RIP: 0010:__slab_free+0x2a5/0x2f0
+[  888.000050] Call Trace:
+[  888.000060]  <TASK>
+[  888.000070]  kmem_cache_free+0x2b5/0x2d0
+[  888.000080]  </TASK>
+[  888.000100] Kernel panic - not syncing: Fatal exception
+"""
+
+KERNEL_BUG_OOPS_PREFIX = BOOT + """\
+[  888.000001] ------------[ cut here ]------------
+[  888.000010] kernel BUG at mm/slub.c:123!
+[  888.000020] Oops: invalid opcode: 0000 [#1] PREEMPT SMP NOPTI
+[  888.000030] CPU: 4 PID: 2718 Comm: kswapd0 Kdump: loaded Not tainted 6.10.0 #1
+[  888.000040] RIP: 0010:__slab_free+0x2a5/0x2f0
+[  888.000100] Kernel panic - not syncing: Fatal exception
+"""
+
+WARNING = BOOT + """\
+[  999.000001] ------------[ cut here ]------------
+[  999.000010] WARNING: CPU: 2 PID: 345 at net/core/dev.c:3186 skb_warn_bad_offload+0x7a/0xe0
+[  999.000020] Modules linked in: bonding tls
+[  999.000030] CPU: 2 PID: 345 Comm: ksoftirqd/2 Kdump: loaded Not tainted 6.8.0-31-generic #31-Ubuntu
+[  999.000040] RIP: 0010:skb_warn_bad_offload+0x7a/0xe0
+[  999.000100] Kernel panic - not syncing: kernel: panic_on_warn set ...
+"""
+
+INIT_KILLED = BOOT + """\
+[    3.210000] Run /sbin/init as init process
+[    3.456789] init[1]: segfault at 0 ip 00007f1c2a3b4c5d sp 00007ffd1e2f3a40 error 4 in libc.so.6[7f1c2a300000+195000]
+[    3.456900] Kernel panic - not syncing: Attempted to kill init! exitcode=0x00000009
+[    3.457000] CPU: 0 PID: 1 Comm: init Not tainted 6.8.0-31-generic #31-Ubuntu
+"""  # noqa: E501
+
+
+@pytest.mark.parametrize(
+    ("dmesg", "reason", "kind"),
+    [
+        pytest.param(SYSRQ, "sysrq triggered crash", "sysrq", id="sysrq"),
+        pytest.param(SOFT_LOCKUP, "softlockup: hung tasks", "soft_lockup", id="soft_lockup"),
+        pytest.param(HARD_LOCKUP, "Hard LOCKUP", "hard_lockup", id="hard_lockup"),
+        pytest.param(HUNG_TASK, "hung_task: blocked tasks", "hung_task", id="hung_task"),
+        pytest.param(RCU_STALL, "RCU Stall", "rcu_stall", id="rcu_stall"),
+        pytest.param(NULL_POINTER, "Fatal exception", "null_pointer", id="null_pointer"),
+        pytest.param(PAGE_FAULT, "Fatal exception in interrupt", "page_fault", id="page_fault"),
+        pytest.param(GPF, "Fatal exception", "general_protection", id="general_protection"),
+        pytest.param(KERNEL_BUG, "Fatal exception", "kernel_bug", id="kernel_bug"),
+        pytest.param(KERNEL_BUG_OOPS_PREFIX, "Fatal exception", "kernel_bug", id="kernel_bug_oops_prefix"),
+        pytest.param(WARNING, "kernel: panic_on_warn set", "warning", id="warning"),
+        pytest.param(INIT_KILLED, "Attempted to kill init! exitcode", "init_killed", id="init_killed"),
+    ],
+)
+def test_panics(dmesg: str, reason: str, kind: str) -> None:
+    assert extract_panic_reason(dmesg) == PanicReason(reason, kind)
+
+
+@pytest.mark.parametrize(
+    ("message", "reason", "kind"),
+    [
+        ("Out of memory: system-wide panic_on_oom is enabled",
+         "Out of memory: system-wide panic_on_oom is enabled", "oom"),
+        ("Out of memory and no killable processes...", "Out of memory and no killable processes", "oom"),
+        ("Fatal machine check", "Fatal machine check", "machine_check"),
+        ("VFS: Unable to mount root fs on unknown-block(0,0)",
+         "VFS: Unable to mount root fs on unknown-block(,)", "no_root_fs"),
+        ("panic_on_warn set ...", "panic_on_warn set", "warning"),
+        ("SysRq triggered crash", "SysRq triggered crash", "sysrq"),
+        ("Watchdog detected hard LOCKUP on cpu 7", "Watchdog detected hard LOCKUP on cpu", "hard_lockup"),
+        ("something odd happened", "something odd happened", "other"),
+        ("Fatal exception", "Fatal exception", "other"),
+    ],
+)
+def test_kind_from_message(message: str, reason: str, kind: str) -> None:
+    dmesg = BOOT + f"[  100.000000] Kernel panic - not syncing: {message}\n"
+    assert extract_panic_reason(dmesg) == PanicReason(reason, kind)
+
+
+def test_no_panic_line_is_unknown() -> None:
+    assert extract_panic_reason(BOOT) == UNKNOWN
+    assert PanicReason("unknown", "unknown") == UNKNOWN
+    assert extract_panic_reason("") == UNKNOWN
+    # An Oops without a panic (panic_on_oops=0) is not a panic.
+    no_panic = NULL_POINTER.replace("Kernel panic - not syncing: Fatal exception", "")
+    assert extract_panic_reason(no_panic) == UNKNOWN
+
+
+def test_two_panics_last_one_wins() -> None:
+    # e.g. a dmesg that kept the previous boot's panic before this one's.
+    assert extract_panic_reason(SYSRQ + HUNG_TASK) == PanicReason("hung_task: blocked tasks", "hung_task")
+    assert extract_panic_reason(HUNG_TASK + SYSRQ) == PanicReason("sysrq triggered crash", "sysrq")
+
+
+def test_earlier_panic_context_is_not_used() -> None:
+    # The NULL dereference belongs to the first panic; the second one's cause is unknown.
+    dmesg = NULL_POINTER + "[  400.000000] Kernel panic - not syncing: Fatal exception\n"
+    assert extract_panic_reason(dmesg) == PanicReason("Fatal exception", "other")
+
+
+def test_oops_without_a_described_fault() -> None:
+    dmesg = BOOT + """\
+[  100.000000] Oops: 0000 [#1] SMP
+[  100.000010] CPU: 0 PID: 1 Comm: x Not tainted 6.8.0 #1
+[  100.000020] Kernel panic - not syncing: Fatal exception
+"""
+    assert extract_panic_reason(dmesg) == PanicReason("Fatal exception", "oops")
+
+
+def test_fault_far_before_the_oops_is_not_its_cause() -> None:
+    filler = "".join(f"[  100.{i:06d}] filler line {i}\n" for i in range(11))
+    dmesg = BOOT + (
+        "[   99.000000] BUG: kernel NULL pointer dereference, address: 0000000000000008\n"
+        + filler
+        + "[  101.000000] Oops: 0000 [#1] SMP\n"
+        "[  101.000010] Kernel panic - not syncing: Fatal exception\n"
+    )
+    assert extract_panic_reason(dmesg) == PanicReason("Fatal exception", "oops")
+
+
+def test_warning_then_fault_picks_the_fault() -> None:
+    dmesg = BOOT + """\
+[  100.000000] BUG: unable to handle page fault for address: ffffc90000a7b000
+[  100.000010] Oops: 0002 [#1] SMP
+[  100.000020] WARNING: CPU: 0 PID: 1 at kernel/exit.c:812 do_exit+0x8f3/0xb00
+[  100.000030] Kernel panic - not syncing: Fatal exception
+"""
+    assert extract_panic_reason(dmesg) == PanicReason("Fatal exception", "page_fault")
+
+
+def test_arm64_internal_error_paging_request() -> None:
+    dmesg = BOOT + """\
+[  200.000000] Unable to handle kernel paging request at virtual address ffff800081234000
+[  200.000010] Mem abort info:
+[  200.000020]   ESR = 0x0000000096000007
+[  200.000030] Internal error: Oops: 0000000096000007 [#1] PREEMPT SMP
+[  200.000040] Modules linked in: xfs
+[  200.000050] Kernel panic - not syncing: Oops: Fatal exception
+"""
+    assert extract_panic_reason(dmesg) == PanicReason("Oops: Fatal exception", "page_fault")
+
+
+def test_arm64_null_pointer() -> None:
+    dmesg = BOOT + """\
+[  200.000000] Unable to handle kernel NULL pointer dereference at virtual address 0000000000000008
+[  200.000010] Mem abort info:
+[  200.000020]   ESR = 0x0000000096000005
+[  200.000030] Internal error: Oops: 0000000096000005 [#1] PREEMPT SMP
+[  200.000040] Modules linked in: xfs
+[  200.000050] Kernel panic - not syncing: Oops: Fatal exception
+"""
+    assert extract_panic_reason(dmesg) == PanicReason("Oops: Fatal exception", "null_pointer")
+
+
+def test_rhel7_sysrq_crash() -> None:
+    dmesg = BOOT + """\
+[  500.000000] SysRq : Trigger a crash
+[  500.000010] BUG: unable to handle kernel NULL pointer dereference at           (null)
+[  500.000020] IP: [<ffffffff8144ef26>] sysrq_handle_crash+0x16/0x20
+[  500.000030] PGD 8000000012a4e067 PUD 12a4f067 PMD 0
+[  500.000040] Oops: 0002 [#1] SMP
+[  500.000050] CPU: 0 PID: 1234 Comm: bash Not tainted 3.10.0-1160.el7.x86_64 #1
+[  500.000100] Kernel panic - not syncing: Fatal exception
+"""
+    assert extract_panic_reason(dmesg).kind == "sysrq"
+
+
+def test_sysrq_with_old_prefix_format() -> None:
+    # 4.20-5.6 printed "sysrq: SysRq : Trigger a crash".
+    dmesg = BOOT + """\
+[  500.000000] sysrq: SysRq : Trigger a crash
+[  500.000010] Oops: 0002 [#1] SMP
+[  500.000100] Kernel panic - not syncing: Fatal exception
+"""
+    assert extract_panic_reason(dmesg) == PanicReason("Fatal exception", "sysrq")
+
+
+def test_syslog_prefix_and_crlf() -> None:
+    dmesg = "<0>[  100.000000] Kernel panic - not syncing: hung_task: blocked tasks\r\n"
+    assert extract_panic_reason(dmesg) == PanicReason("hung_task: blocked tasks", "hung_task")
+
+
+@pytest.mark.parametrize(
+    ("message", "reason"),
+    [
+        ("Attempted to kill init! exitcode=0x0000000b", "Attempted to kill init! exitcode"),
+        ("Fatal exception", "Fatal exception"),
+        ("stack-protector: Kernel stack is corrupted in: do_one_initcall+0x1a2/0x1c0",
+         "stack-protector: Kernel stack is corrupted in: do_one_initcall"),
+        ("corrupted stack end detected inside scheduler [kworker/3:1:1234]",
+         "corrupted stack end detected inside scheduler"),
+        ("   12345   ", "unknown"),
+        ("", "unknown"),
+        ("CPU 3 stuck at ffffffff81234567 for 22s", "CPU stuck at for s"),
+        ("x" * 150, "x" * 100),
+    ],
+)
+def test_normalize_reason(message: str, reason: str) -> None:
+    assert normalize_reason(message) == reason
+
+
+def test_reason_is_bounded() -> None:
+    dmesg = "[  1.0] Kernel panic - not syncing: " + "word " * 100
+    reason = extract_panic_reason(dmesg).reason
+    assert len(reason) == MAX_REASON == 100
+    assert reason == ("word " * 20)[:100]
+
+
+@given(st.text())
+def test_never_raises_on_arbitrary_text(text: str) -> None:
+    result = extract_panic_reason(text)
+    assert len(result.reason) <= MAX_REASON
+    assert not re.search(r"[0-9]", result.reason)
+    assert not any(ch.isdecimal() for ch in result.reason)
+    assert result.reason
+    assert result.kind
+
+
+LINES = st.sampled_from([
+    "Oops: 0000 [#1] SMP", "BUG: kernel NULL pointer dereference, address: 0000000000000008",
+    "kernel BUG at mm/slub.c:123!", "WARNING: CPU: 1 PID: 2 at x.c:3 f+0x1/0x2", "sysrq: Trigger a crash",
+    "watchdog: BUG: soft lockup - CPU#1 stuck for 22s! [stress:1234]", "random line 0xdeadbeef",
+])
+
+
+@given(st.lists(st.one_of(LINES, st.text()), max_size=30), st.text())
+def test_never_raises_on_panic_logs(lines: list[str], message: str) -> None:
+    dmesg = "\n".join([*lines, f"[  1.000000] Kernel panic - not syncing: {message}"])
+    result = extract_panic_reason(dmesg)
+    assert len(result.reason) <= MAX_REASON
+    assert not any(ch.isdecimal() for ch in result.reason)
+    assert result.kind in {
+        "sysrq", "soft_lockup", "hard_lockup", "hung_task", "rcu_stall", "oom", "warning", "machine_check",
+        "init_killed", "no_root_fs", "null_pointer", "page_fault", "general_protection", "kernel_bug", "oops",
+        "other",
+    }
