@@ -100,8 +100,9 @@ def parse_kdump_tools_defaults(text: str) -> tuple[DumpTarget, bool]:
     """/etc/default/kdump-tools: (target, USE_KDUMP). SSH and NFS select remote targets."""
     env = parse_shell_vars(text)
     path = env.get("KDUMP_COREDIR") or DEFAULT_PATH
-    # kdump-config treats any non-zero USE_KDUMP as on.
-    use_kdump = env.get("USE_KDUMP", "0").strip() not in ("", "0")
+    # kdump-config tests USE_KDUMP numerically: any non-zero integer is on.
+    switch = env.get("USE_KDUMP", "0").strip()
+    use_kdump = switch.isdigit() and int(switch) != 0
     if env.get("SSH"):
         target = DumpTarget("ssh", path, location=f"{env['SSH']}:{path}", config="kdump-tools")
     elif env.get("NFS"):
