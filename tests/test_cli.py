@@ -180,3 +180,14 @@ def test_help_lists_flags_with_defaults():
     assert "--web.listen-address LISTEN_ADDRESS Address to listen on for HTTP requests. " \
         "(default: :10110; env PANICWATCH_WEB_LISTEN_ADDRESS)" in text
     assert "--collector.kdump, --no-collector.kdump" in text
+
+
+def test_check_kernel_without_crash_dump_support(tree):
+    root = tree("rhel9_armed")
+    (root / "sys/kernel/kexec_crash_loaded").unlink()
+    (root / "sys/kernel/kexec_crash_size").unlink()
+    code, report = check_json(root, "--kdump.min-free-ratio", "0")
+    assert code == 1
+    c = by_name(report)["crash_kernel_loaded"]
+    assert c["detail"] == "this kernel has no crash dump support (no /sys/kernel/kexec_crash_loaded)"
+    assert c["fix"].startswith("boot a kernel built with CONFIG_KEXEC and CONFIG_CRASH_DUMP")

@@ -108,6 +108,11 @@ def check_loaded(k: KdumpState) -> Check:
     if k.loaded:
         how = "fadump registered" if k.fadump else "crash kernel loaded (kexec_crash_loaded=1)"
         return Check(name, CRITICAL, True, how)
+    if not k.supported:
+        return Check(name, CRITICAL, False,
+                     "this kernel has no crash dump support (no /sys/kernel/kexec_crash_loaded)",
+                     "boot a kernel built with CONFIG_KEXEC and CONFIG_CRASH_DUMP "
+                     "(distribution kernels are)")
     if k.reserved_bytes == 0 and not k.fadump:
         return Check(name, CRITICAL, False, "no crash kernel loaded: no memory is reserved for one",
                      "reserve crash memory first (see crash_memory_reserved), then "

@@ -43,6 +43,7 @@ class KdumpState:
     kernel_release: str
     os_release: dict[str, str]
     fadump: bool  # ppc64 firmware-assisted dump is the mechanism
+    supported: bool  # the kernel can load a crash kernel at all (CONFIG_CRASH_DUMP)
     loaded: bool
     reserved_bytes: int
     low_unmeasured: bool  # a split reservation whose low part an unprivileged reader can't see
@@ -223,12 +224,15 @@ def read_kdump(reader: HostReader) -> KdumpState:
         registered = reader.first_integer(
             host.fadump("registered"), host.sys_kernel("fadump_registered"))
         loaded = registered == 1
+        supported = True
         reserved = reader.integer(host.fadump("mem_reserved")) or 0
         low_unmeasured = False
         iomem = None
     else:
         # A kernel without CONFIG_CRASH_DUMP has no kexec_crash_* files: nothing can be loaded.
-        loaded = reader.integer(host.sys_kernel("kexec_crash_loaded")) == 1
+        crash_loaded = reader.integer(host.sys_kernel("kexec_crash_loaded"))
+        supported = crash_loaded is not None
+        loaded = crash_loaded == 1
         crash_size = reader.integer(host.sys_kernel("kexec_crash_size")) or 0
         iomem = reader.parsed(host.iomem(), procfs.parse_iomem)
         crash_ranges = [r for r in iomem or [] if r.name == "Crash kernel"]
@@ -255,6 +259,7 @@ def read_kdump(reader: HostReader) -> KdumpState:
         kernel_release=kernel_release,
         os_release=os_release,
         fadump=fadump,
+        supported=supported,
         loaded=loaded,
         reserved_bytes=reserved,
         low_unmeasured=low_unmeasured,
