@@ -194,3 +194,20 @@ def test_garbled_files_fail_one_collector_and_lose_nothing_else(tree):
     assert value(s, p("kdump_loaded")) == 1
     assert value(s, p("kernel_panic_setting"), setting="softlockup_panic") == 1
     assert value(s, p("pressure_io_stalled_seconds_total"), kind="some") is None
+
+
+def test_nfs_mounted_inside_the_crash_dir_is_not_listed(tree):
+    root = tree("ubuntu_armed_dumps")
+    mi = root / "proc/1/mountinfo"
+    mi.write_text(mi.read_text() + "41 22 0:46 / /var/crash/202405010312 rw - nfs4 filer:/x rw\n")
+    s = scrape(root, kdump_min_free_ratio=0)
+    assert value(s, p("vmcores")) == 0  # the NFS-mounted dump dir is skipped, not listed
+
+
+def test_oversized_or_garbled_mount_table_fails_closed(tree):
+    root = tree("rhel9_armed")
+    mi = root / "proc/1/mountinfo"
+    mi.write_text("not a mountinfo line\n" + mi.read_text())
+    s = scrape(root)
+    assert not names(s, p("kdump_dump_target_free_bytes"))
+    assert successes(s)["kdump"] == 0

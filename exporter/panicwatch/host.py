@@ -8,7 +8,9 @@ to ``<rootfs>/proc`` and ``<rootfs>/sys`` so that a container with the host at
 
 from __future__ import annotations
 
+import errno
 import os
+import stat
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
@@ -109,8 +111,13 @@ def read_optional(path: Path, limit: int = READ_LIMIT) -> str | None:
 
 def read_tail(path: Path, limit: int) -> str:
     """The last ``limit`` bytes of a file: dmesg files can be large, their end is what matters."""
-    with open(path, "rb") as f:
-        size = os.fstat(f.fileno()).st_size
+    # No symlinks, and a FIFO must not block the open: only a regular file is read.
+    fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
+    with open(fd, "rb") as f:
+        st = os.fstat(f.fileno())
+        if not stat.S_ISREG(st.st_mode):
+            raise OSError(errno.EINVAL, "not a regular file", str(path))
+        size = st.st_size
         if size > limit:
             f.seek(size - limit)
         return f.read(limit).decode("utf-8", errors="replace")

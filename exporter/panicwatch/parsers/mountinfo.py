@@ -11,7 +11,7 @@ _OCTAL = re.compile(r"\\([0-7]{3})")
 # scrape path. autofs: a stat would trigger the automount.
 UNSAFE_FSTYPES = frozenset({
     "nfs", "nfs4", "cifs", "smb3", "smbfs", "ceph", "glusterfs", "9p", "lustre", "gpfs",
-    "afs", "beegfs", "ocfs2", "gfs2", "autofs", "davfs", "sshfs", "fuse",
+    "afs", "beegfs", "ocfs2", "gfs2", "autofs", "davfs", "sshfs", "fuse", "fuseblk", "virtiofs",
 })
 
 

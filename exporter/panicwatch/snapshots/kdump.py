@@ -17,6 +17,7 @@ _ARCH_ALIASES = {
     "ppc64le": "ppc64le", "powerpc64le": "ppc64le", "ppc64el": "ppc64le", "s390x": "s390x",
 }
 DEBIAN_UNIT = "kdump-tools.service"
+MOUNTINFO_LIMIT = 64 << 20  # busy Kubernetes nodes have mount tables of several MiB
 KDUMP_UNIT = "kdump.service"
 
 
@@ -75,9 +76,15 @@ def read_os_release(reader: HostReader) -> dict[str, str]:
 
 def read_mounts(reader: HostReader) -> list[mountinfo.Mount] | None:
     for path in reader.host.mountinfo():
-        text = reader.text(path)
-        if text is not None:
-            return mountinfo.parse_mountinfo(text)[0]
+        text = reader.text(path, limit=MOUNTINFO_LIMIT)
+        if text is None:
+            continue
+        mounts, skipped = mountinfo.parse_mountinfo(text)
+        if skipped or len(text) >= MOUNTINFO_LIMIT:
+            # A line we could not read may be the NFS mount: fail closed, touch nothing.
+            reader.problem(f"{path}: {skipped} unreadable lines or over {MOUNTINFO_LIMIT} bytes")
+            return None
+        return mounts
     return None
 
 

@@ -15,8 +15,9 @@ from zoneinfo import ZoneInfo
 from panicwatch import host as paths
 from panicwatch.host import read_tail
 from panicwatch.parsers import panic_reason, vmcore_layout
+from panicwatch.parsers.mountinfo import mount_of
 from panicwatch.reader import HostReader, describe_error
-from panicwatch.snapshots.kdump import read_target_state
+from panicwatch.snapshots.kdump import read_mounts, read_target_state
 
 DMESG_TAIL_BYTES = 256 * 1024
 MAX_ENTRIES = 10_000  # a crash dir with more entries than this is not a crash dir
@@ -69,9 +70,9 @@ def _scan_dump_dir(path: str) -> tuple[bool, bool, int, list[str]] | None:
         for entry in it:
             if len(names) >= MAX_ENTRIES:
                 break
-            names.append(entry.name)
             if not entry.is_file(follow_symlinks=False):
-                continue
+                continue  # only regular files: a FIFO or symlink named dmesg must not be opened
+            names.append(entry.name)
             if vmcore_layout.is_incomplete_marker(entry.name):
                 incomplete = True
             if vmcore_layout.is_dump_file(entry.name):
@@ -92,9 +93,14 @@ def scan_crash_dir(reader: HostReader, crash_dir: str) -> VmcoreInventory:
     except OSError as e:
         reader.problem(describe_error(e))
         return VmcoreInventory(crash_dir, (), describe_error(e))
+    mounts = read_mounts(reader)
     for entry in entries:
         if not entry.is_dir(follow_symlinks=False):
             continue  # kexec_cmd, kdump_lock, apport *.crash, ...
+        sub = f"{crash_dir.rstrip('/')}/{entry.name}"
+        mount = mount_of(sub, mounts) if mounts is not None else None
+        if mounts is None or (mount is not None and mount.may_block):
+            continue  # never list a directory that may sit on a network mount
         named = vmcore_layout.classify_dir(entry.name)
         if named is None and entry.name.startswith(vmcore_layout.TEST_DUMP_PREFIX):
             continue  # `kdumpctl test` proves capture works; it is not a crash
