@@ -245,7 +245,7 @@ def read_kdump(reader: HostReader) -> KdumpState:
         crash_ranges = [r for r in iomem or [] if r.name == "Crash kernel"]
         hidden = iomem is not None and procfs.iomem_addresses_hidden(iomem)
         # kexec_crash_size counts the low region only on newer kernels; iomem always does.
-        reserved = max(crash_size, sum(r.size for r in crash_ranges))
+        reserved = max(crash_size, 0 if hidden else sum(r.size for r in crash_ranges))
         low_unmeasured = hidden and len(crash_ranges) > 1
 
     system_ram = _read_system_ram(reader, iomem, reserved)
