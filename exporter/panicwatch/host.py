@@ -51,13 +51,6 @@ class Host:
         relative = PurePosixPath(host_path).relative_to("/")
         return self.rootfs / relative
 
-    def unroot(self, local_path: Path) -> str:
-        """The host-absolute form of a path under the rootfs (for labels and messages)."""
-        try:
-            return "/" + str(local_path.relative_to(self.rootfs)).lstrip(".")
-        except ValueError:
-            return str(local_path)
-
     def proc(self, *parts: str) -> Path:
         return self.procfs.joinpath(*parts)
 
@@ -99,14 +92,6 @@ def read_text(path: Path, limit: int = READ_LIMIT) -> str:
     """Read a small host file; errors (missing, permission denied) propagate to the caller."""
     with open(path, "rb") as f:
         return f.read(limit).decode("utf-8", errors="replace")
-
-
-def read_optional(path: Path, limit: int = READ_LIMIT) -> str | None:
-    """Like read_text, but a file that does not exist is None (absent, not an error)."""
-    try:
-        return read_text(path, limit)
-    except FileNotFoundError:
-        return None
 
 
 def read_tail(path: Path, limit: int) -> str:
