@@ -73,7 +73,7 @@ def test_check_no_crashkernel_recommends_the_distribution_table(tree):
     code, report = check_json(root, "--kdump.min-free-ratio", "0")
     assert code == 1
     c = by_name(report)["crash_memory_reserved"]
-    assert c["fix"] == ('grubby --update-kernel=ALL --args="crashkernel=2G-64G:256M,64G-:512M" '
+    assert c["fix"] == ('grubby --update-kernel=ALL --args="crashkernel=1G-4G:192M,4G-64G:256M,64G-:512M" '
                         "&& reboot")
 
 
@@ -84,6 +84,10 @@ def test_check_too_small_machine(tree):
     assert checks["crash_memory_reserved"]["status"] == "pass"
     assert "asks for nothing on this machine's 768 MiB RAM" in checks["crash_memory_reserved"]["detail"]
     assert checks["crash_kernel_loaded"]["status"] == "fail"
+    # a plain size, since no range of the table applies to this RAM
+    assert checks["crash_kernel_loaded"]["fix"] == (
+        'grubby --update-kernel=ALL --args="crashkernel=256M" && reboot; then '
+        "systemctl enable --now kdump.service")
 
 
 def test_check_fadump_ready(tree):

@@ -27,7 +27,7 @@ def test_rhel9_armed(tree):
     assert value(s, p("kdump_loaded")) == 1
     assert value(s, p("kdump_crash_memory_reserved_bytes")) == 256 * MiB
     assert value(s, p("kdump_crash_memory_requested_bytes")) == 256 * MiB
-    # kdump-utils x86_64: 2G-64G:256M
+    # kexec-tools x86_64 (RHEL 9): 4G-64G:256M
     assert value(s, p("kdump_crash_memory_recommended_bytes")) == 256 * MiB
     assert value(s, p("kdump_service_enabled")) == 1
     assert value(s, p("kdump_dump_target_info"), path="/var/crash", type="local") == 1

@@ -10,9 +10,9 @@ from panicwatch.parsers.crashkernel import (
     DEFAULT_LOW,
     CrashkernelRequest,
     CrashkernelSyntaxError,
-    format_size,
     memparse,
     resolve,
+    unresolved,
 )
 
 KiB = 1 << 10
@@ -358,33 +358,21 @@ def test_trailing_text_after_offset_is_ignored_like_the_kernel() -> None:
     assert (r.size, r.offset, r.error) == (256 * MiB, 16 * MiB, None)
 
 
-# --- format_size --------------------------------------------------------------------------
+# --- unknown RAM --------------------------------------------------------------------------
 
 @pytest.mark.parametrize(
-    ("size", "text"),
+    ("cmdline", "present", "argument"),
     [
-        (0, "0"),
-        (1, "1"),
-        (1000, "1000"),
-        (1 * KiB, "1K"),
-        (1536 * KiB, "1536K"),
-        (1 * MiB, "1M"),
-        (192 * MiB, "192M"),
-        (256 * MiB, "256M"),
-        (1536 * MiB, "1536M"),
-        (1 * GiB, "1G"),
-        (4 * GiB, "4G"),
-        (1 << 40, "1024G"),
+        ("ro quiet", False, ""),
+        ("ro crashkernel=1G-4G:192M,4G-:256M", True, "1G-4G:192M,4G-:256M"),
+        ("crashkernel=512M,high crashkernel=128M,low", True, "512M,high 128M,low"),
     ],
 )
-def test_format_size(size: int, text: str) -> None:
-    assert format_size(size) == text
-
-
-@given(st.integers(min_value=1, max_value=1 << 50))
-def test_format_size_round_trips_through_memparse(size: int) -> None:
-    text = format_size(size)
-    assert memparse(text) == (size, len(text))
+def test_unresolved_keeps_presence_and_text_but_no_size(cmdline: str, present: bool,
+                                                         argument: str) -> None:
+    r = unresolved(cmdline)
+    assert (r.present, r.argument, r.total, r.error, r.resolved) == (present, argument, 0, None,
+                                                                      False)
 
 
 # --- properties ---------------------------------------------------------------------------

@@ -486,7 +486,8 @@ fed00000-fed003ff : PNP0103:00
 
 
 def test_parse_iomem_nested() -> None:
-    ranges = parse_iomem(IOMEM)
+    ranges, skipped = parse_iomem(IOMEM)
+    assert skipped == 0
     assert ranges == [
         IomemRange(0x0, 0xfff, "Reserved", 0),
         IomemRange(0x1000, 0x9fbff, "System RAM", 0),
@@ -515,7 +516,7 @@ def test_parse_iomem_zeroed_addresses() -> None:
   00000000-00000000 : Crash kernel
 00000000-00000000 : PCI Bus 0000:00
 """
-    ranges = parse_iomem(text)
+    ranges, _ = parse_iomem(text)
     assert len(ranges) == 5
     assert ranges[3] == IomemRange(0, 0, "Crash kernel", 1)
     assert ranges[3].size == 1
@@ -523,16 +524,19 @@ def test_parse_iomem_zeroed_addresses() -> None:
 
 
 def test_iomem_hidden_edge_cases() -> None:
-    assert parse_iomem("") == []
+    assert parse_iomem("") == ([], 0)
     assert not iomem_addresses_hidden([])
     assert not iomem_addresses_hidden([IomemRange(0, 0, "a", 0), IomemRange(0, 0xfff, "b", 0)])
     assert IomemRange(10, 5, "backwards", 0).size == 0
 
 
 @pytest.mark.parametrize("line", ["garbage", "00000000 : Reserved", "0-fff: Reserved", "zz-ff : x"])
-def test_parse_iomem_malformed(line: str) -> None:
-    with pytest.raises(ParseError, match="unexpected /proc/iomem line"):
-        parse_iomem(f"00000000-00000fff : Reserved\n{line}\n")
+def test_parse_iomem_skips_what_it_cannot_read(line: str) -> None:
+    ranges, skipped = parse_iomem(f"00000000-00000fff : Reserved\n{line}\n\n"
+                                  "  2b000000-3affffff : Crash kernel\n")
+    assert skipped == 1
+    assert ranges == [IomemRange(0, 0xfff, "Reserved", 0),
+                      IomemRange(0x2b000000, 0x3affffff, "Crash kernel", 1)]
 
 
 def test_parse_pressure() -> None:

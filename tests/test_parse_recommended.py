@@ -7,6 +7,7 @@ import pytest
 from panicwatch.parsers.recommended import (
     DEBIAN,
     KDUMP_UTILS,
+    KEXEC_TOOLS,
     UBUNTU_2404,
     UBUNTU_OLD,
     Recommendation,
@@ -18,7 +19,9 @@ MiB = 1 << 20
 GiB = 1 << 30
 
 RHEL9 = {"ID": "rhel", "ID_LIKE": "fedora", "VERSION_ID": "9.4"}
+RHEL10 = {"ID": "rhel", "ID_LIKE": "centos fedora", "VERSION_ID": "10.0"}
 FEDORA = {"ID": "fedora", "VERSION_ID": "40"}
+FEDORA39 = {"ID": "fedora", "VERSION_ID": "39"}
 ROCKY = {"ID": "rocky", "ID_LIKE": "rhel centos fedora", "VERSION_ID": "9.3"}
 UBUNTU_2404_OS = {"ID": "ubuntu", "ID_LIKE": "debian", "VERSION_ID": "24.04"}
 UBUNTU_2204_OS = {"ID": "ubuntu", "ID_LIKE": "debian", "VERSION_ID": "22.04"}
@@ -45,24 +48,57 @@ ARM_64K_KERNEL = "5.14.0-427.13.1.el9_4.aarch64+64k"
         (1 << 40, 512 * MiB),
     ],
 )
-def test_rhel9_x86_64(ram: int, size: int) -> None:
-    assert recommend(RHEL9, "x86_64", X86_KERNEL, False, ram) == Recommendation(
+def test_rhel10_x86_64(ram: int, size: int) -> None:
+    assert recommend(RHEL10, "x86_64", X86_KERNEL, False, ram) == Recommendation(
         size, "2G-64G:256M,64G-:512M", "kdump-utils")
 
 
-def test_rhel9_x86_64_small_machine_below_every_size() -> None:
+def test_rhel10_x86_64_small_machine_below_every_size() -> None:
     # 512M: the 64G-:512M entry's size is not below RAM, the kernel would reject the table.
-    assert recommend(RHEL9, "x86_64", X86_KERNEL, False, 512 * MiB) == Recommendation(
+    assert recommend(RHEL10, "x86_64", X86_KERNEL, False, 512 * MiB) == Recommendation(
         0, "2G-64G:256M,64G-:512M", "kdump-utils")
 
 
-@pytest.mark.parametrize("os_release", [FEDORA, ROCKY, {"ID": "almalinux", "ID_LIKE": "rhel centos fedora"},
-                                        {"ID": "centos", "ID_LIKE": "rhel fedora"}, {"ID": "ol"},
-                                        {"ID": "amzn", "ID_LIKE": "centos rhel fedora"},
-                                        {"ID": "somederivative", "ID_LIKE": "rhel"}])
-def test_rhel_family(os_release: dict[str, str]) -> None:
+@pytest.mark.parametrize(
+    ("arch", "kernel", "ram", "size", "table"),
+    [
+        ("x86_64", X86_KERNEL, 768 * MiB, 0, "1G-4G:192M,4G-64G:256M,64G-:512M"),
+        ("x86_64", X86_KERNEL, 1 * GiB, 192 * MiB, "1G-4G:192M,4G-64G:256M,64G-:512M"),
+        ("x86_64", X86_KERNEL, 4 * GiB - 128 * MiB, 192 * MiB, "1G-4G:192M,4G-64G:256M,64G-:512M"),
+        ("x86_64", X86_KERNEL, 16 * GiB, 256 * MiB, "1G-4G:192M,4G-64G:256M,64G-:512M"),
+        ("x86_64", X86_KERNEL, 64 * GiB, 512 * MiB, "1G-4G:192M,4G-64G:256M,64G-:512M"),
+        ("s390x", "5.14.0-427.el9.s390x", 2 * GiB, 192 * MiB, "1G-4G:192M,4G-64G:256M,64G-:512M"),
+        ("aarch64", ARM_KERNEL, 1 * GiB, 256 * MiB, "1G-4G:256M,4G-64G:320M,64G-:576M"),
+        ("aarch64", ARM_KERNEL, 16 * GiB, 320 * MiB, "1G-4G:256M,4G-64G:320M,64G-:576M"),
+        ("aarch64", ARM_64K_KERNEL, 1 * GiB, 356 * MiB, "1G-4G:356M,4G-64G:420M,64G-:676M"),
+        ("ppc64le", "5.14.0-427.el9.ppc64le", 8 * GiB, 512 * MiB, KDUMP_UTILS["ppc64le"]),
+    ],
+)
+def test_rhel9_uses_the_kexec_tools_table(arch: str, kernel: str, ram: int, size: int,
+                                          table: str) -> None:
+    assert recommend(RHEL9, arch, kernel, False, ram) == Recommendation(size, table, "kexec-tools")
+
+
+@pytest.mark.parametrize(
+    ("os_release", "source"),
+    [
+        (FEDORA, "kdump-utils"),
+        (RHEL10, "kdump-utils"),
+        ({"ID": "rocky", "ID_LIKE": "rhel centos fedora", "VERSION_ID": "10.0"}, "kdump-utils"),
+        (FEDORA39, "kexec-tools"),
+        (ROCKY, "kexec-tools"),
+        ({"ID": "almalinux", "ID_LIKE": "rhel centos fedora", "VERSION_ID": "8.10"}, "kexec-tools"),
+        ({"ID": "centos", "ID_LIKE": "rhel fedora", "VERSION_ID": "9"}, "kexec-tools"),
+        ({"ID": "ol"}, "kexec-tools"),  # no VERSION_ID: assume the older tooling
+        ({"ID": "amzn", "ID_LIKE": "fedora", "VERSION_ID": "2023"}, "kexec-tools"),
+        ({"ID": "somederivative", "ID_LIKE": "rhel", "VERSION_ID": "9.2"}, "kexec-tools"),
+    ],
+)
+def test_rhel_family_tooling_by_version(os_release: dict[str, str], source: str) -> None:
+    table = KDUMP_UTILS if source == "kdump-utils" else KEXEC_TOOLS
     assert recommend(os_release, "x86_64", X86_KERNEL, False, 16 * GiB) == Recommendation(
-        256 * MiB, KDUMP_UTILS["x86_64"], "kdump-utils")
+        256 * MiB, table["x86_64"], source)
+    assert recommended_table(os_release, "x86_64", X86_KERNEL, False) == (table["x86_64"], source)
 
 
 @pytest.mark.parametrize(
@@ -83,17 +119,18 @@ def test_rhel_family(os_release: dict[str, str]) -> None:
         ("ppc64le", "5.14.0-427.el9.ppc64le", True, 2 * GiB, 0, KDUMP_UTILS["ppc64le+fadump"]),
     ],
 )
-def test_rhel9_other_arches(arch: str, kernel: str, fadump: bool, ram: int, size: int, table: str) -> None:
-    assert recommend(RHEL9, arch, kernel, fadump, ram) == Recommendation(size, table, "kdump-utils")
+def test_rhel10_other_arches(arch: str, kernel: str, fadump: bool, ram: int, size: int,
+                            table: str) -> None:
+    assert recommend(RHEL10, arch, kernel, fadump, ram) == Recommendation(size, table, "kdump-utils")
 
 
 def test_fadump_only_matters_on_ppc64le() -> None:
-    assert recommend(RHEL9, "x86_64", X86_KERNEL, True, 8 * GiB) == Recommendation(
+    assert recommend(RHEL10, "x86_64", X86_KERNEL, True, 8 * GiB) == Recommendation(
         256 * MiB, KDUMP_UTILS["x86_64"], "kdump-utils")
 
 
 def test_64k_only_matters_on_aarch64() -> None:
-    assert recommend(RHEL9, "x86_64", "6.8.0+64k", False, 8 * GiB) == Recommendation(
+    assert recommend(RHEL10, "x86_64", "6.8.0+64k", False, 8 * GiB) == Recommendation(
         256 * MiB, KDUMP_UTILS["x86_64"], "kdump-utils")
 
 
@@ -162,7 +199,7 @@ def test_no_table(os_release: dict[str, str]) -> None:
 
 
 def test_tables() -> None:
-    assert recommended_table(RHEL9, "aarch64", ARM_64K_KERNEL, False) == (
+    assert recommended_table(RHEL10, "aarch64", ARM_64K_KERNEL, False) == (
         "2G-4G:356M,4G-64G:420M,64G-:676M", "kdump-utils")
     assert recommended_table(UBUNTU_2404_OS, "arm64", "6.8.0", False) == (
         "2G-4G:320M,4G-32G:512M,32G-64G:1024M,64G-128G:2048M,128G-:4096M", "ubuntu kdump-tools (24.04+)")

@@ -10,7 +10,7 @@ from __future__ import annotations
 import errno
 from collections.abc import Callable
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from panicwatch.host import READ_LIMIT, Host, read_text
 from panicwatch.parsers.procfs import ParseError, parse_int
@@ -18,8 +18,13 @@ from panicwatch.parsers.procfs import ParseError, parse_int
 T = TypeVar("T")
 
 # Reading these from a kernel interface means "this feature is off", not a failure
-# (e.g. /proc/pressure/* with psi=0 gives EOPNOTSUPP).
-_ABSENT_ERRNOS = {errno.ENOENT, errno.ENOTDIR, errno.EOPNOTSUPP, errno.ENODEV}
+# (e.g. /proc/pressure/* with psi=0 gives EOPNOTSUPP), or "not now": kexec_crash_size
+# gives EBUSY while a crash kernel is being loaded, and other sources cover that moment.
+_ABSENT_ERRNOS = {errno.ENOENT, errno.ENOTDIR, errno.EOPNOTSUPP, errno.ENODEV, errno.EBUSY}
+
+
+def is_absent(error: OSError) -> bool:
+    return error.errno in _ABSENT_ERRNOS
 
 
 def describe_error(error: BaseException) -> str:
@@ -29,9 +34,37 @@ def describe_error(error: BaseException) -> str:
 
 
 class HostReader:
-    def __init__(self, host: Host) -> None:
+    """One area's reads within one scrape.
+
+    Readers made for the same scrape share ``cache``, so a snapshot several areas need
+    (the kdump state, the mount table, the crash directory listing) is read once per
+    scrape, and each area that uses it inherits the problems met while reading it.
+    """
+
+    def __init__(self, host: Host, cache: dict[Callable[..., Any], Any] | None = None) -> None:
         self.host = host
         self.problems: list[str] = []
+        self._cache = {} if cache is None else cache
+
+    def sibling(self) -> HostReader:
+        """A reader for another area of the same scrape."""
+        return HostReader(self.host, self._cache)
+
+    def snapshot(self, read: Callable[[HostReader], T]) -> T:
+        """``read(reader)``, done once per scrape and shared."""
+        if read not in self._cache:
+            sub = self.sibling()
+            try:
+                outcome: tuple[Any, BaseException | None] = (read(sub), None)
+            except Exception as e:
+                outcome = (None, e)
+            self._cache[read] = (outcome, tuple(sub.problems))
+        (value, error), problems = self._cache[read]
+        for message in problems:
+            self.problem(message)
+        if error is not None:
+            raise error
+        return value
 
     def problem(self, message: str) -> None:
         if message not in self.problems:
@@ -42,7 +75,7 @@ class HostReader:
         try:
             return read_text(path, limit)
         except OSError as e:
-            if e.errno in _ABSENT_ERRNOS and not required:
+            if is_absent(e) and not required:
                 return None
             self.problem(describe_error(e))
             return None

@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from panicwatch.host import Host
-from panicwatch.parsers.recommended import RHEL_FAMILY
+from panicwatch.parsers import distro
 from panicwatch.reader import HostReader
 from panicwatch.snapshots.kdump import KdumpState, read_kdump
 from panicwatch.snapshots.kernel import KernelState, read_kernel
@@ -58,14 +58,7 @@ def gib(size: int | float) -> str:
 
 
 def _family(k: KdumpState) -> str:
-    ids = {k.os_release.get("ID", "")} | set(k.os_release.get("ID_LIKE", "").split())
-    if ids & RHEL_FAMILY:
-        return "rhel"
-    if ids & {"debian", "ubuntu"}:
-        return "debian"
-    if ids & {"suse", "sles", "opensuse"}:
-        return "suse"
-    return "other"
+    return distro.family(k.os_release)
 
 
 def _suggested_crashkernel(k: KdumpState) -> str:
@@ -115,7 +108,7 @@ def check_loaded(k: KdumpState) -> Check:
                      "(distribution kernels are)")
     if k.reserved_bytes == 0 and not k.fadump:
         return Check(name, CRITICAL, False, "no crash kernel loaded: no memory is reserved for one",
-                     "reserve crash memory first (see crash_memory_reserved), then "
+                     f"{set_crashkernel_fix(k, _suggested_crashkernel(k))}; then "
                      + enable_fix(k))
     unit = k.service.unit or "kdump"
     what = "fadump is not registered" if k.fadump else "no crash kernel is loaded"
@@ -131,6 +124,9 @@ def check_reserved(k: KdumpState) -> Check:
         return Check(name, CRITICAL, False,
                      f"crashkernel={req.argument} is invalid ({req.error}): nothing is reserved",
                      set_crashkernel_fix(k, value))
+    if not req.resolved and req.present:
+        return Check(name, CRITICAL, None,
+                     f"RAM size unknown: cannot tell what crashkernel={req.argument} asks for")
     if not req.present:
         if reserved:
             return Check(name, CRITICAL, True, f"{gib(reserved)} reserved (no crashkernel= given)")
@@ -285,6 +281,7 @@ def evaluate(k: KdumpState, inv: VmcoreInventory, kernel: KernelState,
 
 def assess(host: Host, min_free_ratio: float) -> Report:
     reader = HostReader(host)
-    kdump = read_kdump(reader)
-    checks = evaluate(kdump, read_inventory(reader), read_kernel(reader), min_free_ratio)
+    kdump = reader.snapshot(read_kdump)
+    checks = evaluate(kdump, reader.snapshot(read_inventory), reader.snapshot(read_kernel),
+                      min_free_ratio)
     return Report(checks, reader.problems, kdump)

@@ -56,16 +56,16 @@ class PanicwatchCollector(Collector):
                         labels={"collector": ""})
         duration = gauge("collector_duration_seconds", "How long a collector took.",
                          labels={"collector": ""})
+        scrape = HostReader(self.host)  # snapshots read once and shared by this scrape's areas
         for area in self.areas:
-            families, problems, took = self.run(area)
+            families, problems, took = self.run(area, scrape.sibling())
             yield from families
             success.add_metric([area.name], 0.0 if problems else 1.0)
             duration.add_metric([area.name], took)
         yield success
         yield duration
 
-    def run(self, area: Area) -> tuple[list[Metric], list[str], float]:
-        reader = HostReader(self.host)
+    def run(self, area: Area, reader: HostReader) -> tuple[list[Metric], list[str], float]:
         start = time.perf_counter()
         try:
             families = list(area.collect(reader))

@@ -15,7 +15,7 @@ class KdumpCollector:
     name = "kdump"
 
     def collect(self, reader: HostReader) -> Iterator[Metric]:
-        yield from kdump_metrics(read_kdump(reader))
+        yield from kdump_metrics(reader.snapshot(read_kdump))
 
 
 def kdump_metrics(k: KdumpState) -> Iterator[Metric]:
@@ -25,7 +25,7 @@ def kdump_metrics(k: KdumpState) -> Iterator[Metric]:
     yield gauge("kdump_crash_memory_reserved_bytes",
                 "Memory reserved for the crash kernel (kexec_crash_size, /proc/iomem "
                 "'Crash kernel' ranges, or fadump mem_reserved).", k.reserved_bytes)
-    if k.request.present:
+    if k.request.present and k.request.resolved:
         yield gauge("kdump_crash_memory_requested_bytes",
                     "Memory crashkernel= on the kernel command line resolves to on this RAM "
                     "(0 when it is invalid or no range matches).", k.request.total)

@@ -15,7 +15,7 @@ class KernelCollector:
     name = "kernel"
 
     def collect(self, reader: HostReader) -> Iterator[Metric]:
-        k = read_kernel(reader)
+        k = reader.snapshot(read_kernel)
         settings = GaugeMetricFamily(
             PREFIX + "kernel_panic_setting",
             "Kernel sysctls that decide whether a lockup, oops or warning panics "

@@ -21,8 +21,8 @@ class ReadinessCollector:
         self.min_free_ratio = min_free_ratio
 
     def collect(self, reader: HostReader) -> Iterator[Metric]:
-        checks = evaluate(read_kdump(reader), read_inventory(reader), read_kernel(reader),
-                          self.min_free_ratio)
+        checks = evaluate(reader.snapshot(read_kdump), reader.snapshot(read_inventory),
+                          reader.snapshot(read_kernel), self.min_free_ratio)
         family = GaugeMetricFamily(PREFIX + "readiness_check",
                                    "A panic readiness check: 1 pass, 0 fail "
                                    "(absent when it cannot be evaluated here).",

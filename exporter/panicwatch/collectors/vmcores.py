@@ -18,7 +18,7 @@ class VmcoresCollector:
         self.reasons = PanicReasonCache()
 
     def collect(self, reader: HostReader) -> Iterator[Metric]:
-        inv = read_inventory(reader)
+        inv = reader.snapshot(read_inventory)
         if inv.crash_dir is None:
             return  # remote or unreachable target: nothing local to count
         dumps = inv.dumps

@@ -48,6 +48,7 @@ class CrashkernelRequest:
     auto: bool = False
     argument: str = ""  # the argument(s) that decided, for messages
     error: str | None = None  # the kernel would reject it and reserve nothing
+    resolved: bool = True  # False: the RAM size was unknown, so sizes are not known either
 
     @property
     def total(self) -> int:
@@ -183,9 +184,7 @@ def resolve(cmdline: str, system_ram: int, arch: str) -> CrashkernelRequest:
         return CrashkernelRequest(True, argument=" ".join(args.values()), error=str(e))
 
 
-def format_size(size: int) -> str:
-    """Bytes as the shortest exact crashkernel= size (``256M``, ``1G``)."""
-    for unit, shift in (("G", 30), ("M", 20), ("K", 10)):
-        if size and size % (1 << shift) == 0:
-            return f"{size >> shift}{unit}"
-    return str(size)
+def unresolved(cmdline: str) -> CrashkernelRequest:
+    """The request as far as it is known without the RAM size: present or not, and its text."""
+    args = crashkernel_arguments(cmdline)
+    return CrashkernelRequest(bool(args), argument=" ".join(args.values()), resolved=False)

@@ -49,18 +49,21 @@ class IomemRange:
 _IOMEM_LINE = re.compile(r"^(?P<indent> *)(?P<start>[0-9a-fA-F]+)-(?P<end>[0-9a-fA-F]+) : (?P<name>.*)$")
 
 
-def parse_iomem(text: str) -> list[IomemRange]:
-    """/proc/iomem. Unprivileged readers see every address as 0 (kptr_restrict-like)."""
-    ranges = []
+def parse_iomem(text: str) -> tuple[list[IomemRange], int]:
+    """/proc/iomem ranges, and how many unrecognised lines were skipped.
+
+    Unprivileged readers see every address as 0. A line we cannot read loses only itself:
+    the Crash kernel and System RAM ranges around it still count.
+    """
+    ranges, skipped = [], 0
     for line in text.splitlines():
         m = _IOMEM_LINE.match(line)
         if not m:
-            if line.strip():
-                raise ParseError(f"unexpected /proc/iomem line {line[:60]!r}")
+            skipped += bool(line.strip())
             continue
         ranges.append(IomemRange(int(m["start"], 16), int(m["end"], 16), m["name"].strip(),
                                  len(m["indent"]) // 2))
-    return ranges
+    return ranges, skipped
 
 
 def iomem_addresses_hidden(ranges: list[IomemRange]) -> bool:

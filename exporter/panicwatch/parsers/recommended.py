@@ -8,9 +8,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from panicwatch.parsers import distro
 from panicwatch.parsers.crashkernel import CrashkernelSyntaxError, resolve_ranges
 
-# kdump-utils kdump-lib.sh, kdump_get_arch_recommend_crashkernel() (Fedora, RHEL 9/10).
+# kdump-utils kdump-lib.sh, kdump_get_arch_recommend_crashkernel() (Fedora 40+, RHEL 10).
 # Not modelled: +64M with SME/SEV, +150M/+200M with mlx5, +384M with an SMMU on 64k.
 KDUMP_UTILS = {
     "x86_64": "2G-64G:256M,64G-:512M",
@@ -23,12 +24,19 @@ KDUMP_UTILS = {
         "8T-16T:36G,16T-32T:64G,32T-64T:128G,64T-:180G"
     ),
 }
+# The same function in kexec-tools, before kdump-utils split off (RHEL 8.x/9.x, Fedora < 40,
+# Amazon Linux): the smallest range starts at 1G instead of 2G.
+KEXEC_TOOLS = {
+    **KDUMP_UTILS,
+    "x86_64": "1G-4G:192M,4G-64G:256M,64G-:512M",
+    "s390x": "1G-4G:192M,4G-64G:256M,64G-:512M",
+    "aarch64": "1G-4G:256M,4G-64G:320M,64G-:576M",
+    "aarch64+64k": "1G-4G:356M,4G-64G:420M,64G-:676M",
+}
 # kdump-tools' /etc/default/grub.d/kdump-tools.cfg.
 UBUNTU_2404 = "2G-4G:320M,4G-32G:512M,32G-64G:1024M,64G-128G:2048M,128G-:4096M"
 UBUNTU_OLD = "512M-:192M"
 DEBIAN = "384M-:128M"
-
-RHEL_FAMILY = {"rhel", "fedora", "centos", "rocky", "almalinux", "ol", "amzn"}
 
 
 @dataclass(frozen=True)
@@ -38,31 +46,36 @@ class Recommendation:
     source: str  # whose table it is
 
 
-def _version_at_least(version: str, minimum: tuple[int, ...]) -> bool:
-    try:
-        parts = tuple(int(p) for p in version.split("."))
-    except ValueError:
+def _uses_kdump_utils(os_release: dict[str, str]) -> bool:
+    """kdump-utils replaced kexec-tools' scripts in Fedora 40 and RHEL 10 (and its rebuilds)."""
+    version = distro.version(os_release) or (0,)
+    name = os_release.get("ID", "")
+    if name == "fedora":
+        return version >= (40,)
+    if name == "amzn":
         return False
-    return parts >= minimum
+    return version >= (10,)
 
 
 def recommended_table(os_release: dict[str, str], arch: str, kernel_release: str,
                       fadump: bool) -> tuple[str, str] | None:
     """(crashkernel= table, source) for this distribution, or None when it has no table."""
-    ids = {os_release.get("ID", "")} | set(os_release.get("ID_LIKE", "").split())
-    if ids & RHEL_FAMILY:
+    family = distro.family(os_release)
+    if family == "rhel":
         key = arch
         if arch == "aarch64" and "64k" in kernel_release:
             key = "aarch64+64k"
         elif arch == "ppc64le" and fadump:
             key = "ppc64le+fadump"
-        table = KDUMP_UTILS.get(key)
-        return (table, "kdump-utils") if table else None
+        tables, source = ((KDUMP_UTILS, "kdump-utils") if _uses_kdump_utils(os_release)
+                          else (KEXEC_TOOLS, "kexec-tools"))
+        table = tables.get(key)
+        return (table, source) if table else None
     if os_release.get("ID") == "ubuntu":
-        if _version_at_least(os_release.get("VERSION_ID", ""), (24, 4)):
+        if (distro.version(os_release) or (0,)) >= (24, 4):
             return UBUNTU_2404, "ubuntu kdump-tools (24.04+)"
         return UBUNTU_OLD, "ubuntu kdump-tools"
-    if "debian" in ids:
+    if family == "debian":
         return DEBIAN, "debian kdump-tools"
     return None  # SUSE calibrates per machine (kdumptool calibrate); unknown distributions
 

@@ -5,11 +5,12 @@ from __future__ import annotations
 
 import os
 import platform
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from panicwatch import host as paths
 from panicwatch.parsers import crashkernel, kdump_config, mountinfo, procfs, recommended
-from panicwatch.reader import HostReader, describe_error
+from panicwatch.reader import HostReader, describe_error, is_absent
 from panicwatch.safepath import UnsafePath, resolve_safely
 
 _ARCH_ALIASES = {
@@ -88,15 +89,27 @@ def read_mounts(reader: HostReader) -> list[mountinfo.Mount] | None:
     return None
 
 
+def _read_iomem(reader: HostReader) -> list[procfs.IomemRange] | None:
+    path = reader.host.iomem()
+    text = reader.text(path)
+    if text is None:
+        return None
+    ranges, skipped = procfs.parse_iomem(text)
+    if skipped:
+        reader.problem(f"{path}: {skipped} unrecognised lines skipped")
+    return ranges
+
+
 def _read_system_ram(reader: HostReader, iomem: list[procfs.IomemRange] | None,
                      reserved: int) -> int | None:
     """memblock's RAM size, which crashkernel= ranges are matched against.
 
-    /proc/iomem's top-level "System RAM" is that size; unprivileged readers see zeroed
-    addresses, so fall back to MemTotal plus the crash reservation (MemTotal excludes it),
-    which the kernel's 128M round-up then absorbs in all but edge cases.
+    /proc/iomem's top-level "System RAM" is that size (given with its addresses visible);
+    unprivileged readers see zeroed addresses, so fall back to MemTotal plus the crash
+    reservation (MemTotal excludes it), which the kernel's 128M round-up then absorbs in
+    all but edge cases.
     """
-    if iomem and not procfs.iomem_addresses_hidden(iomem):
+    if iomem:
         ram = sum(r.size for r in iomem if r.depth == 0 and r.name == "System RAM")
         if ram:
             return ram
@@ -147,20 +160,29 @@ def _unit_wanted(host: paths.Host, unit: str) -> bool:
 
 
 def read_dump_target(reader: HostReader) -> kdump_config.DumpTarget:
-    host = reader.host
-    text = reader.text(host.root(paths.KDUMP_CONF))
-    if text is not None:
-        return kdump_config.parse_kdump_conf(text)
-    text = reader.text(host.root(paths.KDUMP_TOOLS_DEFAULTS))
-    if text is not None:
-        return kdump_config.parse_kdump_tools_defaults(text)[0]
-    text = reader.text(host.root(paths.SYSCONFIG_KDUMP))
-    if text is not None:
+    """The first distribution config that names a target, else the tools' default path.
+
+    An unreadable config is not guessed past: the target is then ``unknown``.
+    """
+    parsers: tuple[tuple[str, Callable[[str], kdump_config.DumpTarget | None]], ...] = (
+        (paths.KDUMP_CONF, kdump_config.parse_kdump_conf),
+        (paths.KDUMP_TOOLS_DEFAULTS, lambda text: kdump_config.parse_kdump_tools_defaults(text)[0]),
+        (paths.SYSCONFIG_KDUMP, kdump_config.parse_sysconfig_kdump),
+    )
+    for config, parse in parsers:
+        path = reader.host.root(config)
         try:
-            target = kdump_config.parse_sysconfig_kdump(text)
+            text = paths.read_text(path)
+        except OSError as e:
+            if is_absent(e):
+                continue
+            reader.problem(describe_error(e))
+            return kdump_config.DumpTarget("unknown", "", config=config)
+        try:
+            target = parse(text)
         except procfs.ParseError as e:
-            reader.problem(f"{host.root(paths.SYSCONFIG_KDUMP)}: {e}")
-            target = None
+            reader.problem(f"{path}: {e}")
+            return kdump_config.DumpTarget("unknown", "", config=config)
         if target is not None:
             return target
     return kdump_config.DumpTarget("local", kdump_config.DEFAULT_PATH, config="default")
@@ -193,7 +215,9 @@ def locate_target(reader: HostReader, target: kdump_config.DumpTarget,
             return TargetState(target, None, None, None, f"{target.device} is not mounted")
         local_dir = mountpoint.rstrip("/") + "/" + target.path.lstrip("/")
     else:
-        return TargetState(target, None, None, None, f"dumps go to {target.type} {target.label}")
+        why = (f"{target.config} could not be read" if target.type == "unknown"
+               else f"dumps go to {target.type} {target.label}")
+        return TargetState(target, None, None, None, why)
     if mounts is None:
         return TargetState(target, local_dir, None, None, "mount table unreadable")
     try:
@@ -216,7 +240,7 @@ def locate_target(reader: HostReader, target: kdump_config.DumpTarget,
 
 
 def read_target_state(reader: HostReader) -> TargetState:
-    return locate_target(reader, read_dump_target(reader), read_mounts(reader))
+    return locate_target(reader, read_dump_target(reader), reader.snapshot(read_mounts))
 
 
 def read_kdump(reader: HostReader) -> KdumpState:
@@ -225,6 +249,8 @@ def read_kdump(reader: HostReader) -> KdumpState:
     arch = detect_arch(kernel_release)
     os_release = read_os_release(reader)
 
+    iomem = _read_iomem(reader)
+    hidden = iomem is not None and procfs.iomem_addresses_hidden(iomem)
     fadump_enabled = reader.first_integer(host.fadump("enabled"), host.sys_kernel("fadump_enabled"))
     fadump = bool(fadump_enabled)
     if fadump:
@@ -234,28 +260,26 @@ def read_kdump(reader: HostReader) -> KdumpState:
         supported = True
         reserved = reader.integer(host.fadump("mem_reserved")) or 0
         low_unmeasured = False
-        iomem = None
     else:
         # A kernel without CONFIG_CRASH_DUMP has no kexec_crash_* files: nothing can be loaded.
         crash_loaded = reader.integer(host.sys_kernel("kexec_crash_loaded"))
         supported = crash_loaded is not None
         loaded = crash_loaded == 1
         crash_size = reader.integer(host.sys_kernel("kexec_crash_size")) or 0
-        iomem = reader.parsed(host.iomem(), procfs.parse_iomem)
         crash_ranges = [r for r in iomem or [] if r.name == "Crash kernel"]
-        hidden = iomem is not None and procfs.iomem_addresses_hidden(iomem)
         # kexec_crash_size counts the low region only on newer kernels; iomem always does.
         reserved = max(crash_size, 0 if hidden else sum(r.size for r in crash_ranges))
         low_unmeasured = hidden and len(crash_ranges) > 1
 
-    system_ram = _read_system_ram(reader, iomem, reserved)
+    system_ram = _read_system_ram(reader, None if hidden else iomem, reserved)
     cmdline_text = reader.text(host.cmdline(), required=True)
     cmdline = cmdline_text or ""
-    request = crashkernel.resolve(cmdline, system_ram or 0, arch)
-    if fadump and not request.present:
+    if fadump and not crashkernel.crashkernel_arguments(cmdline):
         # fadump_reserve_mem= is the older way to size the fadump area.
-        request = crashkernel.resolve(
-            cmdline.replace("fadump_reserve_mem=", "crashkernel="), system_ram or 0, arch)
+        cmdline = cmdline.replace("fadump_reserve_mem=", "crashkernel=")
+    # Range lists and plain sizes are both checked against RAM: without it, nothing resolves.
+    request = (crashkernel.resolve(cmdline, system_ram, arch) if system_ram is not None
+               else crashkernel.unresolved(cmdline))
     recommendation = (
         recommended.recommend(os_release, arch, kernel_release, fadump, system_ram)
         if system_ram else None
@@ -274,7 +298,7 @@ def read_kdump(reader: HostReader) -> KdumpState:
         request=request,
         recommendation=recommendation,
         service=_read_service(reader),
-        target=read_target_state(reader),
+        target=reader.snapshot(read_target_state),
         test=test_status,
         complete=cmdline_text is not None and system_ram is not None,
     )

@@ -20,7 +20,9 @@ from panicwatch.reader import HostReader, describe_error
 from panicwatch.snapshots.kdump import read_mounts, read_target_state
 
 DMESG_TAIL_BYTES = 256 * 1024
-MAX_ENTRIES = 10_000  # a crash dir with more entries than this is not a crash dir
+# A crash dir (or dump dir) with more entries than this is not one; only this many are
+# looked at, and the collector says so, since the counts would then be incomplete.
+MAX_ENTRIES = 1000
 
 
 @dataclass(frozen=True)
@@ -63,12 +65,19 @@ def host_timezone(reader: HostReader) -> tzinfo:
         return UTC
 
 
-def _scan_dump_dir(path: str) -> tuple[bool, bool, int, list[str]] | None:
+def _too_many(reader: HostReader, directory: str) -> None:
+    reader.problem(f"{directory}: over {MAX_ENTRIES} entries, only the first {MAX_ENTRIES} counted")
+
+
+def _scan_dump_dir(reader: HostReader, path: str,
+                   host_path: str) -> tuple[bool, bool, int, list[str]]:
     """(has a dump file, incomplete, bytes, file names) for one candidate directory."""
-    names, size, has_dump, incomplete = [], 0, False, False
+    names: list[str] = []
+    size, has_dump, incomplete = 0, False, False
     with os.scandir(path) as it:
-        for entry in it:
-            if len(names) >= MAX_ENTRIES:
+        for seen, entry in enumerate(it):
+            if seen >= MAX_ENTRIES:
+                _too_many(reader, host_path)
                 break
             if not entry.is_file(follow_symlinks=False):
                 continue  # only regular files: a FIFO or symlink named dmesg must not be opened
@@ -87,13 +96,16 @@ def scan_crash_dir(reader: HostReader, crash_dir: str) -> VmcoreInventory:
     dumps = []
     try:
         with os.scandir(local) as it:
-            entries = [e for _, e in zip(range(MAX_ENTRIES), it, strict=False)]
+            entries = [e for _, e in zip(range(MAX_ENTRIES + 1), it, strict=False)]
     except FileNotFoundError:
         return VmcoreInventory(crash_dir, ())
     except OSError as e:
         reader.problem(describe_error(e))
         return VmcoreInventory(crash_dir, (), describe_error(e))
-    mounts = read_mounts(reader)
+    if len(entries) > MAX_ENTRIES:
+        _too_many(reader, crash_dir)
+        entries = entries[:MAX_ENTRIES]
+    mounts = reader.snapshot(read_mounts)
     for entry in entries:
         if not entry.is_dir(follow_symlinks=False):
             continue  # kexec_cmd, kdump_lock, apport *.crash, ...
@@ -105,7 +117,7 @@ def scan_crash_dir(reader: HostReader, crash_dir: str) -> VmcoreInventory:
         if named is None and entry.name.startswith(vmcore_layout.TEST_DUMP_PREFIX):
             continue  # `kdumpctl test` proves capture works; it is not a crash
         try:
-            has_dump, incomplete, size, names = _scan_dump_dir(entry.path)
+            has_dump, incomplete, size, names = _scan_dump_dir(reader, entry.path, sub)
             mtime = entry.stat(follow_symlinks=False).st_mtime
         except OSError as e:
             reader.problem(describe_error(e))
@@ -128,7 +140,7 @@ def scan_crash_dir(reader: HostReader, crash_dir: str) -> VmcoreInventory:
 
 
 def read_inventory(reader: HostReader) -> VmcoreInventory:
-    target = read_target_state(reader)
+    target = reader.snapshot(read_target_state)
     if not target.exists or target.local_dir is None:
         reason = target.unchecked_reason or f"{target.target.label} does not exist"
         return VmcoreInventory(None, (), reason)
