@@ -4,11 +4,11 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from prometheus_client import generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
 import trees
 from panicwatch.collectors.registry import build_registry
+from panicwatch.exposition import render_all
 from panicwatch.settings import Settings
 
 Samples = dict[tuple[str, tuple[tuple[str, str], ...]], float]
@@ -25,7 +25,7 @@ def scrape_text(text: str) -> Samples:
 
 def scrape(root: Path, **settings: object) -> Samples:
     registry = build_registry(Settings(path_rootfs=root, **settings))
-    return scrape_text(generate_latest(registry).decode())
+    return scrape_text(render_all(registry).decode())
 
 
 def value(samples: Samples, name: str, **labels: str) -> float | None:

@@ -92,11 +92,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         serve(settings)
         return 0
     if args.command == "metrics":
-        from prometheus_client import generate_latest
-
         from panicwatch.collectors.registry import build_registry
+        from panicwatch.exposition import render
 
-        sys.stdout.write(generate_latest(build_registry(settings)).decode())
+        for chunk in render(build_registry(settings)):
+            sys.stdout.buffer.write(chunk)
+        sys.stdout.flush()
         return 0
     return run_check(settings)
 

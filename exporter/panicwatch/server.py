@@ -1,4 +1,4 @@
-"""`panicwatch serve`: /metrics (prometheus_client's WSGI app, gzip), /healthz, and /."""
+"""`panicwatch serve`: /metrics (text format, gzip when asked), /healthz, and /."""
 
 from __future__ import annotations
 
@@ -10,10 +10,11 @@ from socketserver import ThreadingMixIn
 from typing import Any
 from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 
-from prometheus_client import make_wsgi_app
+from prometheus_client.registry import Collector
 
 from panicwatch import __version__
 from panicwatch.collectors.registry import build_registry, host_of
+from panicwatch.exposition import CONTENT_TYPE, gzipped, render
 from panicwatch.readiness import assess
 from panicwatch.report import as_html_rows, verdict
 from panicwatch.settings import Settings, parse_listen_address
@@ -53,14 +54,26 @@ class _QuietHandler(WSGIRequestHandler):
         log.debug("%s - " + format, self.address_string(), *args)
 
 
+def metrics_response(registry: Collector, environ: dict[str, Any],
+                     start_response: StartResponse) -> Iterable[bytes]:
+    headers = [("Content-Type", CONTENT_TYPE)]
+    if "gzip" in environ.get("HTTP_ACCEPT_ENCODING", ""):
+        body = b"".join(gzipped(render(registry)))
+        headers += [("Content-Encoding", "gzip"), ("Content-Length", str(len(body)))]
+        start_response("200 OK", headers)
+        return [body]
+    start_response("200 OK", headers)
+    return render(registry)  # streamed: the uncompressed text is never held whole
+
+
 def make_app(settings: Settings) -> Callable[[dict[str, Any], StartResponse], Iterable[bytes]]:
-    metrics_app = make_wsgi_app(build_registry(settings))
+    registry = build_registry(settings)
     host = host_of(settings)
 
     def app(environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
         path = environ.get("PATH_INFO", "/")
         if path == settings.web_telemetry_path:
-            return metrics_app(environ, start_response)
+            return metrics_response(registry, environ, start_response)
         if path == "/healthz":
             start_response("200 OK", [("Content-Type", "text/plain; charset=utf-8")])
             return [b"ok\n"]
