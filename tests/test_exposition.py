@@ -9,7 +9,14 @@ from hypothesis import strategies as st
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 
-from panicwatch.exposition import RenderedFamily, gzipped, label_set, render, render_all
+from panicwatch.exposition import (
+    RenderedFamily,
+    gzipped,
+    label_set,
+    render,
+    render_all,
+    sample_name,
+)
 
 HOSTILE = ['/mnt/a b', '/mnt/back\\slash', '/mnt/new\nline', '/mnt/"quoted"', "/mnt/tab\there", "/mnt/ü"]
 
@@ -22,10 +29,11 @@ class Families:
         return self.families
 
 
-def rendered_counter(name: str, doc: str, rows: list[tuple[str, str, int]]) -> RenderedFamily:
-    family = RenderedFamily(name, doc, "counter", [])
-    family.lines = [f"{family.sample_name}{label_set(mountpoint=m, op=o)} {v}\n" for m, o, v in rows]
-    return family
+def rendered_counter(name: str, doc: str, rows: list[tuple[str, str, object]],
+                     fmt=str) -> RenderedFamily:
+    sample = sample_name(name, "counter")
+    body = "".join(f"{sample}{label_set(mountpoint=m, op=o)} {fmt(v)}\n" for m, o, v in rows)
+    return RenderedFamily(name, doc, "counter", body)
 
 
 def reference_counter(name: str, doc: str, rows: list[tuple[str, str, int]]) -> CounterMetricFamily:
@@ -38,8 +46,7 @@ def reference_counter(name: str, doc: str, rows: list[tuple[str, str, int]]) -> 
 def test_rendered_counter_is_byte_identical_to_prometheus_client_for_float_values():
     rows = [(m, "READ", 0.25 * i) for i, m in enumerate(HOSTILE)]
     doc = 'Seconds with a \\ backslash and a\nnewline "quoted".'
-    ours = rendered_counter("panicwatch_nfs_operation_rtt_seconds", doc, [])
-    ours.lines = [f"{ours.sample_name}{label_set(mountpoint=m, op=o)} {v!r}\n" for m, o, v in rows]
+    ours = rendered_counter("panicwatch_nfs_operation_rtt_seconds", doc, rows, repr)
     theirs = reference_counter("panicwatch_nfs_operation_rtt_seconds", doc, rows)
     assert render_all(Families(ours)) == generate_latest(Families(theirs))
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gzip
 import os
+import shutil
 import socket
 import subprocess
 import sys
@@ -27,12 +28,12 @@ def free_port() -> int:
 
 
 @contextmanager
-def serving(root: Path) -> Iterator[str]:
+def serving(root: Path, *args: str) -> Iterator[str]:
     port = free_port()
     env = {**os.environ, "PYTHONPATH": str(Path(__file__).parents[1] / "exporter")}
     proc = subprocess.Popen(
         [sys.executable, "-m", "panicwatch", "serve", "--web.listen-address",
-         f"127.0.0.1:{port}", "--path.rootfs", str(root)],
+         f"127.0.0.1:{port}", "--path.rootfs", str(root), *args],
         env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     base = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 20
@@ -116,3 +117,28 @@ def test_bad_files_fail_their_collector_and_the_scrape_is_served(tree):
     assert value(s, "panicwatch_kernel_panic_setting", setting="panic_on_oops") is None
     assert value(s, "panicwatch_kernel_panic_setting", setting="softlockup_panic") == 1
     assert value(s, "panicwatch_kdump_loaded") == 1
+
+
+MOUNTSTATS = Path(__file__).parent / "fixtures" / "mountstats"
+
+
+@pytest.mark.parametrize("detail", [[], ["--collector.nfs.all-ops", "--collector.nfs.op-bytes",
+                                         "--collector.nfs.events",
+                                         "--collector.nfs.per-transport"]])
+def test_every_metric_passes_promtool(tree, detail):
+    """Every family, NFS from every fixture format included, as promtool's linter sees it."""
+    promtool = shutil.which("promtool")
+    assert promtool, "promtool missing: .ci/run installs Debian's prometheus package"
+    root = tree("fedora_vmcores")
+    fixtures = sorted(MOUNTSTATS.glob("*.txt"), key=lambda f: f.name == "truncated.txt")
+    (root / "proc/self/mountstats").write_text("\n".join(f.read_text() for f in fixtures))
+    (root / "proc/net/rpc").mkdir(parents=True)
+    (root / "proc/net/rpc/nfs").write_text("net 0 0 0 0\nrpc 1000 2 1000\n")
+    with serving(root, *detail) as base:
+        status, _, body = get(base + "/metrics")
+    assert status == 200
+    s = scrape_text(body.decode())
+    # distinct mount points (an over-mounted one counts once), /archive (truncated) left out
+    assert len([k for k in s if k[0] == "panicwatch_nfs_mount_info"]) == 7
+    lint = subprocess.run([promtool, "check", "metrics"], input=body, capture_output=True)
+    assert (lint.returncode, lint.stdout, lint.stderr) == (0, b"", b"")

@@ -73,6 +73,14 @@ MOUNTINFO_ROOT = """\
 25 22 259:2 / /boot rw,relatime shared:30 - xfs /dev/vda1 rw
 """
 
+# /proc/self/mountstats of a host without NFS mounts: one line per mount.
+MOUNTSTATS_NO_NFS = """\
+device /dev/mapper/rhel-root mounted on / with fstype xfs
+device proc mounted on /proc with fstype proc
+device sysfs mounted on /sys with fstype sysfs
+device /dev/vda1 mounted on /boot with fstype xfs
+"""
+
 DMESG_SOFT_LOCKUP = """\
 [    0.000000] Linux version 5.14.0-427.13.1.el9_4.x86_64 (mockbuild@x86-64-01)
 [ 3312.101010] watchdog: BUG: soft lockup - CPU#1 stuck for 22s! [find:48213]
@@ -153,6 +161,7 @@ class Tree:
         if crash_size is not None:
             self.write("sys/kernel/kexec_crash_size", f"{crash_size}\n")
         self.write("proc/1/mountinfo", mountinfo)
+        self.write("proc/self/mountstats", MOUNTSTATS_NO_NFS)
         self.write("proc/pressure/io", PRESSURE_IO)
         self.sysctls(sysctls)
         self.write("proc/sys/kernel/hung_task_detect_count", "0\n")

@@ -83,6 +83,13 @@ class Host:
     def pstore(self) -> Path:
         return self.sys("fs", "pstore")
 
+    def mountstats(self, pid: str) -> Path:
+        """Per mount namespace: ``self`` is ours, ``1`` the host's (with the host PID namespace)."""
+        return self.proc(pid, "mountstats")
+
+    def rpc_nfs(self) -> Path:
+        return self.proc("net", "rpc", "nfs")
+
     def mountinfo(self) -> list[Path]:
         """Mount tables to try, host's init namespace first (paths are host-absolute)."""
         return [self.proc("1", "mountinfo"), self.proc("self", "mountinfo")]

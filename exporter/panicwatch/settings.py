@@ -8,13 +8,15 @@ builds the argument parser from this model, so a new option is added here once.
 from __future__ import annotations
 
 from pathlib import Path
+from re import Pattern
 from typing import Any, Literal
 
 from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 ALL_COMMANDS = ("serve", "metrics", "check")
-COLLECTORS = ("kdump", "vmcores", "kernel", "readiness")
+COLLECTORS = ("kdump", "vmcores", "kernel", "readiness", "nfs")
+SCRAPE_COMMANDS = ("serve", "metrics")
 
 
 def option(default: Any, flag: str, help: str, commands: tuple[str, ...] = ALL_COMMANDS) -> Any:
@@ -51,6 +53,40 @@ class Settings(BaseSettings):
     collector_vmcores: bool = collector_option("vmcores", "dumps waiting in the crash dir.")
     collector_kernel: bool = collector_option("kernel", "panic sysctls, lockup counters, pstore.")
     collector_readiness: bool = collector_option("readiness", "the panic readiness checks.")
+    collector_nfs: bool = collector_option(
+        "nfs", "NFS client statistics from mountstats and /proc/net/rpc/nfs.")
+    nfs_mountstats_pid: str = option(
+        "self", "collector.nfs.mountstats-pid",
+        "Whose /proc/<pid>/mountstats to read: mount statistics are per mount namespace, so "
+        "in a container with the host's PID namespace use 1.", SCRAPE_COMMANDS)
+    nfs_mount_include: Pattern[str] | None = option(
+        None, "collector.nfs.mount-include",
+        "Regex: only NFS mount points it matches (unanchored, as node_exporter's).",
+        SCRAPE_COMMANDS)
+    nfs_mount_exclude: Pattern[str] | None = option(
+        None, "collector.nfs.mount-exclude", "Regex: leave out NFS mount points it matches.",
+        SCRAPE_COMMANDS)
+    nfs_op_include: Pattern[str] | None = option(
+        None, "collector.nfs.op-include",
+        "Regex: only NFS operations it matches (e.g. '^(READ|WRITE|GETATTR)$').",
+        SCRAPE_COMMANDS)
+    nfs_op_exclude: Pattern[str] | None = option(
+        None, "collector.nfs.op-exclude", "Regex: leave out NFS operations it matches.",
+        SCRAPE_COMMANDS)
+    nfs_all_ops: bool = option(
+        False, "collector.nfs.all-ops",
+        "Export every operation, not only the common ones and those in use.", SCRAPE_COMMANDS)
+    nfs_op_bytes: bool = option(
+        False, "collector.nfs.op-bytes",
+        "Also export bytes sent and received per operation.", SCRAPE_COMMANDS)
+    nfs_events: bool = option(
+        False, "collector.nfs.events",
+        "Also export the per-mount NFS event counters (VFS calls, invalidations, ...).",
+        SCRAPE_COMMANDS)
+    nfs_per_transport: bool = option(
+        False, "collector.nfs.per-transport",
+        "Export transport counters per connection (nconnect) instead of summed per mount.",
+        SCRAPE_COMMANDS)
     kdump_min_free_ratio: float = option(
         0.1,
         "kdump.min-free-ratio",
@@ -72,6 +108,13 @@ class Settings(BaseSettings):
     def _telemetry_path(cls, value: str) -> str:
         if not value.startswith("/") or value == "/":
             raise ValueError("must start with / and not be / itself")
+        return value
+
+    @field_validator("nfs_mountstats_pid")
+    @classmethod
+    def _pid(cls, value: str) -> str:
+        if value != "self" and not (value.isdecimal() and int(value) > 0):
+            raise ValueError("must be self or a process ID")
         return value
 
     @field_validator("kdump_min_free_ratio")

@@ -12,6 +12,7 @@ from panicwatch import __version__
 from panicwatch.collectors.base import PREFIX, Area, PanicwatchCollector
 from panicwatch.collectors.kdump import KdumpCollector
 from panicwatch.collectors.kernel import KernelCollector
+from panicwatch.collectors.nfs import NfsCollector
 from panicwatch.collectors.readiness import ReadinessCollector
 from panicwatch.collectors.vmcores import VmcoresCollector
 from panicwatch.host import Host
@@ -36,6 +37,7 @@ def make_areas(settings: Settings) -> list[Area]:
         "vmcores": VmcoresCollector(),
         "kernel": KernelCollector(),
         "readiness": ReadinessCollector(settings.kdump_min_free_ratio),
+        "nfs": NfsCollector(settings),
     }
     return [area for name, area in areas.items() if settings.collector_enabled(name)]
 

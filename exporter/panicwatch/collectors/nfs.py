@@ -1,0 +1,266 @@
+"""nfs: per-mount NFS client statistics from mountstats, and /proc/net/rpc/nfs.
+
+A host may have hundreds of NFS mounts and each prints 60-odd operations, so the per-op
+families are the bulk of a scrape: they are rendered straight to text (see exposition.py)
+and, by default, limited to the operations that matter (``select_ops``).
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+
+from prometheus_client.core import CounterMetricFamily, Metric
+
+from panicwatch.collectors.base import PREFIX
+from panicwatch.exposition import RenderedFamily, escape_label_value, sample_name
+from panicwatch.parsers.mountstats import (
+    BYTES_NAMES,
+    EVENT_NAMES,
+    MS_PER_SECOND,
+    NfsMount,
+    OpStats,
+)
+from panicwatch.reader import HostReader
+from panicwatch.settings import Settings
+from panicwatch.snapshots.nfs import read_mountstats, read_rpc_nfs
+
+# Exported on every mount even while idle, so that dashboards and alerts always find them.
+ALWAYS_ON_OPS = frozenset({
+    "READ", "WRITE", "GETATTR", "LOOKUP", "ACCESS", "OPEN", "CLOSE", "COMMIT", "SETATTR",
+    "READDIR", "READDIRPLUS",
+})
+
+# (metric name, help, OpStats field index, is milliseconds); bytes only with op_bytes.
+_OP_FAMILIES: tuple[tuple[str, str, int, bool], ...] = (
+    ("nfs_operations", "NFS operations (RPC requests) completed, per mount and operation.", 0,
+     False),
+    ("nfs_operation_transmissions", "RPC transmissions of the operation, retransmissions "
+     "included (transmissions - operations = retransmissions).", 1, False),
+    ("nfs_operation_major_timeouts", "Times the operation hit a major timeout ('server not "
+     "responding').", 2, False),
+    ("nfs_operation_sent_bytes", "Bytes sent for the operation, RPC headers included.", 3, False),
+    ("nfs_operation_received_bytes", "Bytes received for the operation, RPC headers included.",
+     4, False),
+    ("nfs_operation_queue_seconds", "Time requests of the operation waited to be sent "
+     "(in the RPC layer's queues).", 5, True),
+    ("nfs_operation_rtt_seconds", "Time between sending requests of the operation and "
+     "receiving the reply (round trips).", 6, True),
+    ("nfs_operation_execute_seconds", "Time from the operation's first queueing to its "
+     "completion: queue + RTT + client work.", 7, True),
+    ("nfs_operation_errors", "Operations that completed with an error status (kernel 5.3+).",
+     8, False),
+)
+_BYTE_FAMILIES = {3, 4}
+
+# Transport counters summed over a mount's connections; (name, help, field, how to combine).
+# connect_time is left out: kernels print it in jiffies or in seconds, and the text does not
+# say which.
+_TRANSPORT_FAMILIES: tuple[tuple[str, str, str, str], ...] = (
+    ("nfs_transport_binds_total", "Times the transport bound a source port.", "bind_count",
+     "counter"),
+    ("nfs_transport_connects_total", "Times the transport connected (reconnects included).",
+     "connect_count", "counter"),
+    ("nfs_transport_idle_seconds", "Seconds since the transport was last used (least over "
+     "the mount's connections).", "idle_time", "min"),
+    ("nfs_transport_sends_total", "RPC requests sent.", "sends", "counter"),
+    ("nfs_transport_receives_total", "RPC replies received.", "recvs", "counter"),
+    ("nfs_transport_bad_xids_total", "Replies that matched no request (late or duplicate "
+     "replies: a sign of retransmission).", "bad_xids", "counter"),
+    ("nfs_transport_requests_in_flight_sum_total", "Sum of the requests in flight seen at "
+     "each send: / sends = average in flight.", "req_u", "counter"),
+    ("nfs_transport_backlog_sum_total", "Sum of the backlog queue length seen at each send: "
+     "/ sends = average requests waiting for a slot.", "bklog_u", "counter"),
+    ("nfs_transport_max_slots", "Most request slots ever in use at once.", "max_slots", "max"),
+    ("nfs_transport_sending_queue_sum_total", "Sum of the sending queue length seen at each "
+     "send.", "sending_u", "counter"),
+    ("nfs_transport_pending_queue_sum_total", "Sum of the pending (awaiting reply) queue "
+     "length seen at each send.", "pending_u", "counter"),
+)
+_COMBINE: dict[str, Callable[[list[int]], int]] = {"counter": sum, "min": min, "max": max}
+
+
+@dataclass
+class _MountHistory:
+    """What the collector remembers of one mount between scrapes, for the op selection."""
+
+    age: int
+    first_seen: dict[str, int] = field(default_factory=dict)  # op -> its count when first seen
+    in_use: set[str] = field(default_factory=set)
+
+
+class NfsCollector:
+    name = "nfs"
+
+    def __init__(self, settings: Settings) -> None:
+        self.pid = settings.nfs_mountstats_pid
+        self.mount_include = settings.nfs_mount_include
+        self.mount_exclude = settings.nfs_mount_exclude
+        self.op_include = settings.nfs_op_include
+        self.op_exclude = settings.nfs_op_exclude
+        self.all_ops = settings.nfs_all_ops
+        self.op_bytes = settings.nfs_op_bytes
+        self.events = settings.nfs_events
+        self.per_transport = settings.nfs_per_transport
+        self._lock = threading.Lock()
+        self._history: dict[tuple[str, str], _MountHistory] = {}
+        self._op_allowed: dict[str, bool] = {}
+        self._parse_errors = 0
+
+    def collect(self, reader: HostReader) -> Iterator[Metric]:
+        result = read_mountstats(reader, self.pid)
+        rpc = read_rpc_nfs(reader)
+        if rpc is not None:
+            yield CounterMetricFamily(PREFIX + "rpc_calls", "RPC calls made by the NFS client "
+                                      "(/proc/net/rpc/nfs; 32-bit, wraps).", value=rpc.calls)
+            yield CounterMetricFamily(PREFIX + "rpc_retransmissions",
+                                      "RPC calls the NFS client retransmitted.",
+                                      value=rpc.retransmissions)
+            yield CounterMetricFamily(PREFIX + "rpc_auth_refreshes",
+                                      "RPC credential refreshes by the NFS client.",
+                                      value=rpc.auth_refreshes)
+        if result is None:
+            return
+        mounts = self.mounts_to_export(result.mounts)
+        with self._lock:
+            self._parse_errors += len(result.skipped)
+            parse_errors = self._parse_errors
+            selected = [(m, self.select_ops(m)) for m in mounts]
+            self._forget_unmounted(mounts)
+        yield CounterMetricFamily(PREFIX + "nfs_parse_errors", "NFS mounts left out of a scrape "
+                                  "because their mountstats block was malformed or truncated.",
+                                  value=parse_errors)
+        yield from self.mount_families(mounts)
+        yield from self.op_families(selected)
+        yield from self.transport_families(mounts)
+
+    # --- which mounts and ops ------------------------------------------------------------
+
+    def mounts_to_export(self, mounts: list[NfsMount]) -> list[NfsMount]:
+        # An over-mounted mount point appears twice; the last is the visible one, and the
+        # mountpoint label must be unique.
+        by_mountpoint: dict[str, NfsMount] = {}
+        for m in mounts:
+            if self.mount_include and not self.mount_include.search(m.mountpoint):
+                continue
+            if self.mount_exclude and self.mount_exclude.search(m.mountpoint):
+                continue
+            by_mountpoint.pop(m.mountpoint, None)
+            by_mountpoint[m.mountpoint] = m
+        return list(by_mountpoint.values())
+
+    def op_allowed(self, op: str) -> bool:
+        allowed = self._op_allowed.get(op)
+        if allowed is None:
+            allowed = not ((self.op_include and not self.op_include.search(op))
+                           or (self.op_exclude and self.op_exclude.search(op)))
+            self._op_allowed[op] = allowed
+        return allowed
+
+    def select_ops(self, mount: NfsMount) -> list[str]:
+        """The ops to export for this mount (caller holds the lock).
+
+        By default: the always-on set, plus every op whose count has changed while we were
+        watching, kept from then on so its series does not flap. An op counted only at
+        mount time (EXCHANGE_ID, CREATE_SESSION, FSINFO, SERVER_CAPS, ...) never changes
+        again and is left out.
+        """
+        if self.all_ops:
+            return [op for op in mount.ops if self.op_allowed(op)]
+        key = (mount.device, mount.mountpoint)
+        history = self._history.get(key)
+        ops = mount.ops
+        if history is None or mount.age < history.age:  # new, or unmounted and mounted again
+            history = self._history[key] = _MountHistory(mount.age)
+            history.first_seen = {op: stats[0] for op, stats in ops.items()}
+        history.age = mount.age
+        first_seen = history.first_seen
+        if len(first_seen) != len(ops):  # ops this kernel added since (never on a live mount)
+            for op, stats in ops.items():
+                first_seen.setdefault(op, stats[0])
+        history.in_use.update(
+            [op for op, stats in ops.items() if stats[0] != first_seen[op]])
+        keep = ALWAYS_ON_OPS | history.in_use
+        return [op for op in ops if op in keep and self.op_allowed(op)]
+
+    def _forget_unmounted(self, mounts: list[NfsMount]) -> None:
+        present = {(m.device, m.mountpoint) for m in mounts}
+        for key in self._history.keys() - present:
+            del self._history[key]
+
+    # --- families ---------------------------------------------------------------------------
+
+    def mount_families(self, mounts: list[NfsMount]) -> Iterator[Metric]:
+        info, age, events = [], [], []
+        read_bytes, write_bytes, pages = [], [], []
+        for m in mounts:
+            mp = escape_label_value(m.mountpoint)
+            info.append(f'{{mountpoint="{mp}",export="{escape_label_value(m.export)}",'
+                        f'server="{escape_label_value(m.server)}",'
+                        f'version="{escape_label_value(m.version or "")}",'
+                        f'proto="{escape_label_value(m.proto or "")}"}} 1\n')
+            age.append(f'{{mountpoint="{mp}"}} {m.age}\n')
+            b = dict(zip(BYTES_NAMES, m.bytes, strict=True))
+            for kind in ("normal", "direct", "server"):
+                read_bytes.append(f'{{mountpoint="{mp}",kind="{kind}"}} {b[kind + "readbytes"]}\n')
+                write_bytes.append(f'{{mountpoint="{mp}",kind="{kind}"}} {b[kind + "writebytes"]}\n')
+            pages.append(f'{{mountpoint="{mp}",direction="read"}} {b["readpages"]}\n')
+            pages.append(f'{{mountpoint="{mp}",direction="write"}} {b["writepages"]}\n')
+            if self.events:
+                events.extend(f'{{mountpoint="{mp}",event="{name}"}} {count}\n'
+                              for name, count in zip(EVENT_NAMES, m.events, strict=False))
+        yield rendered("nfs_mount_info", "An NFS mount (always 1).", "gauge", info)
+        yield rendered("nfs_mount_age_seconds", "Seconds since the mount.", "gauge", age)
+        yield rendered("nfs_read_bytes", "Bytes read: by applications through the page cache "
+                       "(normal), with O_DIRECT (direct), and from the server (server).",
+                       "counter", read_bytes)
+        yield rendered("nfs_write_bytes", "Bytes written: by applications through the page "
+                       "cache (normal), with O_DIRECT (direct), and to the server (server).",
+                       "counter", write_bytes)
+        yield rendered("nfs_pages", "Pages read and written.", "counter", pages)
+        if self.events:
+            yield rendered("nfs_events", "NFS client events (VFS calls, cache invalidations, "
+                           "short reads/writes, delays).", "counter", events)
+
+    def op_families(self, selected: list[tuple[NfsMount, list[str]]]) -> Iterator[Metric]:
+        # Label sets once per (mount, op), shared by every family.
+        rows: list[tuple[str, OpStats]] = []
+        for mount, ops in selected:
+            mp = escape_label_value(mount.mountpoint)
+            stats = mount.ops
+            rows.extend((f'{{mountpoint="{mp}",op="{op}"}} ', stats[op]) for op in ops)
+        for name, doc, index, milliseconds in _OP_FAMILIES:
+            if index in _BYTE_FAMILIES and not self.op_bytes:
+                continue
+            if milliseconds:
+                lines = [f"{labels}{s[index] / MS_PER_SECOND!r}\n" for labels, s in rows]
+            else:
+                lines = [f"{labels}{s[index]}\n" for labels, s in rows if s[index] is not None]
+            yield rendered(name, doc, "counter", lines)
+
+    def transport_families(self, mounts: list[NfsMount]) -> Iterator[Metric]:
+        groups = []
+        for m in mounts:
+            mp = escape_label_value(m.mountpoint)
+            if self.per_transport:
+                groups.extend((f'{{mountpoint="{mp}",transport="{i}"}} ', [x])
+                              for i, x in enumerate(m.transports))
+            else:
+                groups.append((f'{{mountpoint="{mp}"}} ', list(m.transports)))
+        for name, doc, attr, how in _TRANSPORT_FAMILIES:
+            combine = _COMBINE[how]
+            lines = []
+            for labels, xprts in groups:
+                values = [v for x in xprts if (v := getattr(x, attr)) is not None]
+                if values:
+                    lines.append(f"{labels}{combine(values)}\n")
+            yield rendered(name, doc, "gauge" if how != "counter" else "counter", lines)
+
+
+def rendered(name: str, doc: str, typ: str, label_value_lines: list[str]) -> RenderedFamily:
+    """A family from lines that hold ``{labels} value`` (the sample name is prefixed here)."""
+    full_name = PREFIX + name.removesuffix("_total")
+    sample = sample_name(full_name, typ)
+    return RenderedFamily(full_name, doc, typ,
+                          sample + sample.join(label_value_lines) if label_value_lines else "")
