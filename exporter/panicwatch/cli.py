@@ -18,6 +18,9 @@ COMMANDS = {
     "metrics": "Collect once and print the metrics in the Prometheus text format.",
     "check": "Report panic readiness with the fix for every failed check "
              "(exit 0 ready, 1 a critical check failed, 2 could not run).",
+    "stress": "The bounded reproducer: worker threads stat (or open, statvfs, readdir) "
+              "every file under PATH... until --duration, then a summary "
+              "(exit 0 ran, 1 errors seen, 2 bad usage).",
 }
 LOG_LEVELS = {"debug": logging.DEBUG, "info": logging.INFO, "warn": logging.WARNING,
               "error": logging.ERROR}
@@ -39,6 +42,9 @@ def _add_flags(parser: argparse.ArgumentParser, command: str | None) -> None:
         kwargs: dict[str, object] = {"dest": name, "default": argparse.SUPPRESS, "help": help_text}
         if field.annotation is bool:
             kwargs["action"] = argparse.BooleanOptionalAction
+        elif getattr(field.annotation, "__origin__", None) is list:
+            kwargs["action"] = "append"
+            kwargs["metavar"] = name.split("_", 1)[-1].upper()
         else:
             kwargs["metavar"] = name.split("_", 1)[-1].upper()
         parser.add_argument(flag_of(name), **kwargs)  # type: ignore[arg-type]
@@ -53,12 +59,16 @@ def build_parser() -> argparse.ArgumentParser:
     _add_flags(parser, None)
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     for command, description in COMMANDS.items():
-        _add_flags(sub.add_parser(command, help=description, description=description), command)
+        command_parser = sub.add_parser(command, help=description, description=description)
+        _add_flags(command_parser, command)
+        if command == "stress":
+            command_parser.add_argument("paths", nargs="+", metavar="PATH",
+                                        help="files or directories to walk")
     return parser
 
 
 def load_settings(args: argparse.Namespace) -> Settings:
-    given = {k: v for k, v in vars(args).items() if k != "command"}
+    given = {k: v for k, v in vars(args).items() if k not in ("command", "paths")}
     return Settings(**given)
 
 
@@ -91,6 +101,10 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         serve(settings)
         return 0
+    if args.command == "stress":
+        from panicwatch.stress import run_stress
+
+        return run_stress(settings, args.paths)
     if args.command == "metrics":
         from panicwatch.collectors.registry import build_registry
         from panicwatch.exposition import render

@@ -87,6 +87,41 @@ class Settings(BaseSettings):
         False, "collector.nfs.per-transport",
         "Export transport counters per connection (nconnect) instead of summed per mount.",
         SCRAPE_COMMANDS)
+    canary_interval: float = option(
+        10.0, "canary.interval",
+        "Seconds between probes of one target (jittered by up to 10%%).", ("serve",))
+    canary_timeout: float = option(
+        5.0, "canary.timeout",
+        "Seconds after which an unanswered probe counts as a timeout.", ("serve",))
+    canary_path: list[Path] = option(
+        [], "canary.path",
+        "Extra path to probe, on any filesystem (repeat the flag for more; env: a JSON "
+        "list). NFS mounts are found by themselves.", ("serve",))
+    canary_stat_file: str | None = option(
+        None, "canary.stat-file",
+        "Also stat this file (relative to each target) after statvfs, e.g. a file kept "
+        "there for the purpose.", ("serve",))
+    canary_max_targets: int = option(
+        100, "canary.max-targets",
+        "Most targets probed at once (one thread each); more are logged and left out.",
+        ("serve",))
+    canary_discovery_interval: float = option(
+        30.0, "canary.discovery-interval",
+        "Seconds between looks at the mount table for NFS mounts that came or went.",
+        ("serve",))
+    canary_scheduler_tick: float = option(
+        0.1, "canary.scheduler-tick",
+        "Period of the scheduler-lag ticker in seconds (0 turns it off).", ("serve",))
+    stress_workers: int = option(
+        8, "workers", "Worker threads walking the paths.", ("stress",))
+    stress_duration: float = option(
+        60.0, "duration", "Seconds to run: a hard cap.", ("stress",))
+    stress_max_duration: float = option(
+        600.0, "max-duration", "Longest --duration accepted without --force.", ("stress",))
+    stress_force: bool = option(
+        False, "force", "Accept a --duration above --max-duration.", ("stress",))
+    stress_op: Literal["stat", "open", "statvfs", "readdir"] = option(
+        "stat", "op", "What each worker does to every path it walks.", ("stress",))
     kdump_min_free_ratio: float = option(
         0.1,
         "kdump.min-free-ratio",
@@ -116,6 +151,35 @@ class Settings(BaseSettings):
         if value != "self" and not (value.isdecimal() and int(value) > 0):
             raise ValueError("must be self or a process ID")
         return value
+
+    @field_validator("canary_interval", "canary_timeout", "canary_discovery_interval",
+                     "stress_duration", "stress_max_duration")
+    @classmethod
+    def _positive(cls, value: float) -> float:
+        if not value > 0:
+            raise ValueError("must be greater than 0")
+        return value
+
+    @field_validator("canary_scheduler_tick")
+    @classmethod
+    def _tick(cls, value: float) -> float:
+        if value < 0:
+            raise ValueError("must be 0 (off) or more")
+        return value
+
+    @field_validator("canary_max_targets", "stress_workers")
+    @classmethod
+    def _count(cls, value: int) -> int:
+        if not 1 <= value <= 10_000:
+            raise ValueError("must be between 1 and 10000")
+        return value
+
+    @model_validator(mode="after")
+    def _stress_cap(self) -> Settings:
+        if self.stress_duration > self.stress_max_duration and not self.stress_force:
+            raise ValueError(f"--duration {self.stress_duration:g} is above --max-duration "
+                             f"{self.stress_max_duration:g}; add --force to run that long")
+        return self
 
     @field_validator("kdump_min_free_ratio")
     @classmethod
