@@ -13,6 +13,8 @@ from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 from prometheus_client.registry import Collector
 
 from panicwatch import __version__
+from panicwatch.canary import Canary
+from panicwatch.collectors.canary import CanaryCollector
 from panicwatch.collectors.registry import build_registry, host_of
 from panicwatch.exposition import CONTENT_TYPE, gzipped, render
 from panicwatch.readiness import assess
@@ -66,8 +68,9 @@ def metrics_response(registry: Collector, environ: dict[str, Any],
     return render(registry)  # streamed: the uncompressed text is never held whole
 
 
-def make_app(settings: Settings) -> Callable[[dict[str, Any], StartResponse], Iterable[bytes]]:
-    registry = build_registry(settings)
+def make_app(settings: Settings,
+             canary: Canary | None = None) -> Callable[[dict[str, Any], StartResponse], Iterable[bytes]]:
+    registry = build_registry(settings, [CanaryCollector(canary)] if canary else [])
     host = host_of(settings)
 
     def app(environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
@@ -90,9 +93,9 @@ def make_app(settings: Settings) -> Callable[[dict[str, Any], StartResponse], It
     return app
 
 
-def make_http_server(settings: Settings) -> WSGIServer:
+def make_http_server(settings: Settings, canary: Canary | None = None) -> WSGIServer:
     host, port = parse_listen_address(settings.web_listen_address)
-    app = make_app(settings)
+    app = make_app(settings, canary)
     if host == "" and socket.has_ipv6:
         try:
             return make_server("::", port, app, _DualStackServer, _QuietHandler)
@@ -105,10 +108,13 @@ def make_http_server(settings: Settings) -> WSGIServer:
 
 
 def serve(settings: Settings) -> None:
-    server = make_http_server(settings)
+    canary = Canary(settings, host_of(settings))
+    server = make_http_server(settings, canary)
+    canary.start()
     bound = server.server_address
     log.info("listening on %s port %s", bound[0], bound[1])
     try:
         server.serve_forever()
     finally:
+        canary.stop()
         server.server_close()

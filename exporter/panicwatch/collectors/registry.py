@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import platform
+from collections.abc import Sequence
 
 from prometheus_client import CollectorRegistry
 from prometheus_client.core import GaugeMetricFamily
@@ -42,8 +43,9 @@ def make_areas(settings: Settings) -> list[Area]:
     return [area for name, area in areas.items() if settings.collector_enabled(name)]
 
 
-def build_registry(settings: Settings) -> CollectorRegistry:
+def build_registry(settings: Settings, extra: Sequence[Area] = ()) -> CollectorRegistry:
+    """The areas the settings enable, plus ``extra`` (the canary, which only `serve` runs)."""
     registry = CollectorRegistry()
     registry.register(BuildInfo())
-    registry.register(PanicwatchCollector(host_of(settings), make_areas(settings)))
+    registry.register(PanicwatchCollector(host_of(settings), [*make_areas(settings), *extra]))
     return registry
