@@ -29,6 +29,12 @@ def free_port() -> int:
 
 @contextmanager
 def serving(root: Path, *args: str) -> Iterator[str]:
+    with serve_process(root, *args) as (base, _):
+        yield base
+
+
+@contextmanager
+def serve_process(root: Path, *args: str) -> Iterator[tuple[str, subprocess.Popen[str]]]:
     port = free_port()
     env = {**os.environ, "PYTHONPATH": str(Path(__file__).parents[1] / "exporter")}
     proc = subprocess.Popen(
@@ -47,7 +53,7 @@ def serving(root: Path, *args: str) -> Iterator[str]:
                 raise RuntimeError(f"serve did not start: {proc.communicate()[1]}") from None
             time.sleep(0.1)
     try:
-        yield base
+        yield base, proc
     finally:
         proc.terminate()
         proc.wait(timeout=10)
