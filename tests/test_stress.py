@@ -24,32 +24,31 @@ from pathlib import Path
 import pytest
 
 from panicwatch.settings import Settings
-from panicwatch.stress import (
-    ALL_KINDS,
+from panicwatch.stress.command import run_stress
+from panicwatch.stress.latency import (
     EXACT,
     NBUCKETS,
-    OPS,
+    bucket_bounds,
+    bucket_of,
+    merge_counts,
+    percentile,
+    slowest,
+)
+from panicwatch.stress.ops import ALL_KINDS, OPS
+from panicwatch.stress.run import Plan, UsageError, execute
+from panicwatch.stress.summary import (
     ErrorRow,
     Latency,
-    Plan,
     Progress,
     Stuck,
     Summary,
-    UsageError,
-    bucket_bounds,
-    bucket_of,
     error_rows,
-    execute,
     exit_code,
     format_progress,
     format_summary,
-    merge_counts,
-    percentile,
-    run_stress,
     shown,
-    slowest,
-    supervised,
 )
+from panicwatch.stress.supervisor import supervised
 
 PANICWATCH = [sys.executable, "-m", "panicwatch"]
 ENV = {**os.environ, "PYTHONPATH": str(Path(__file__).parents[1] / "exporter")}
