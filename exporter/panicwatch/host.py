@@ -24,6 +24,7 @@ LOCALTIME = "/etc/localtime"
 DEFAULT_CRASH_DIR = "/var/crash"
 SYSTEMD_UNIT_DIRS = ("/etc/systemd/system", "/usr/lib/systemd/system", "/lib/systemd/system")
 DISK_BY = "/dev/disk"
+KMSG = "/dev/kmsg"  # under --path.rootfs: in a container, the host's /dev is at /host/dev
 
 READ_LIMIT = 1 << 20  # no host text file we parse is legitimately bigger than 1 MiB
 

@@ -15,8 +15,11 @@ from prometheus_client.registry import Collector
 from panicwatch import __version__
 from panicwatch.canary import Canary
 from panicwatch.collectors.canary import CanaryCollector
+from panicwatch.collectors.kernel_log import KernelLogCollector
 from panicwatch.collectors.registry import build_registry, host_of
 from panicwatch.exposition import CONTENT_TYPE, gzipped, render
+from panicwatch.host import KMSG
+from panicwatch.kmsg_watcher import KmsgWatcher
 from panicwatch.readiness import assess
 from panicwatch.report import as_html_rows, verdict
 from panicwatch.settings import Settings, parse_listen_address
@@ -68,9 +71,13 @@ def metrics_response(registry: Collector, environ: dict[str, Any],
     return render(registry)  # streamed: the uncompressed text is never held whole
 
 
-def make_app(settings: Settings,
-             canary: Canary | None = None) -> Callable[[dict[str, Any], StartResponse], Iterable[bytes]]:
-    registry = build_registry(settings, [CanaryCollector(canary)] if canary else [])
+def make_app(settings: Settings, canary: Canary | None = None,
+             watcher: KmsgWatcher | None = None,
+             ) -> Callable[[dict[str, Any], StartResponse], Iterable[bytes]]:
+    threads = [CanaryCollector(canary)] if canary else []
+    if watcher:
+        threads.append(KernelLogCollector(watcher))
+    registry = build_registry(settings, threads)
     host = host_of(settings)
 
     def app(environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
@@ -93,9 +100,10 @@ def make_app(settings: Settings,
     return app
 
 
-def make_http_server(settings: Settings, canary: Canary | None = None) -> WSGIServer:
+def make_http_server(settings: Settings, canary: Canary | None = None,
+                     watcher: KmsgWatcher | None = None) -> WSGIServer:
     host, port = parse_listen_address(settings.web_listen_address)
-    app = make_app(settings, canary)
+    app = make_app(settings, canary, watcher)
     if host == "" and socket.has_ipv6:
         try:
             return make_server("::", port, app, _DualStackServer, _QuietHandler)
@@ -108,13 +116,19 @@ def make_http_server(settings: Settings, canary: Canary | None = None) -> WSGISe
 
 
 def serve(settings: Settings) -> None:
-    canary = Canary(settings, host_of(settings))
-    server = make_http_server(settings, canary)
+    host = host_of(settings)
+    canary = Canary(settings, host)
+    watcher = KmsgWatcher(host.root(KMSG)) if settings.collector_kernel_log else None
+    server = make_http_server(settings, canary, watcher)
     canary.start()
+    if watcher:
+        watcher.start()
     bound = server.server_address
     log.info("listening on %s port %s", bound[0], bound[1])
     try:
         server.serve_forever()
     finally:
         canary.stop()
+        if watcher:
+            watcher.stop()
         server.server_close()

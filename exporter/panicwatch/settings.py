@@ -87,6 +87,10 @@ class Settings(BaseSettings):
         False, "collector.nfs.per-transport",
         "Export transport counters per connection (nconnect) instead of summed per mount.",
         SCRAPE_COMMANDS)
+    collector_kernel_log: bool = option(
+        True, "collector.kernel-log",
+        "Enable the kernel_log collector: a thread reading /dev/kmsg for NFS 'not "
+        "responding', lockups, hung tasks, oopses and warnings (needs root).", ("serve",))
     canary_interval: float = option(
         10.0, "canary.interval",
         "Seconds between probes of one target (jittered by up to 10%%).", ("serve",))
