@@ -78,6 +78,10 @@ class Host:
     def fadump(self, name: str) -> Path:
         return self.sys("kernel", "fadump", name)
 
+    def debugfs(self, *parts: str) -> Path:
+        """debugfs where the kernel mounts it (never mounted by us; root only)."""
+        return self.sys("kernel", "debug", *parts)
+
     def pressure(self, resource: str) -> Path:
         return self.proc("pressure", resource)
 

@@ -15,7 +15,7 @@ from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 ALL_COMMANDS = ("serve", "metrics", "check")
-COLLECTORS = ("kdump", "vmcores", "kernel", "readiness", "nfs")
+COLLECTORS = ("kdump", "vmcores", "kernel", "readiness", "nfs", "rpc")
 SCRAPE_COMMANDS = ("serve", "metrics")
 
 
@@ -87,6 +87,11 @@ class Settings(BaseSettings):
         False, "collector.nfs.per-transport",
         "Export transport counters per connection (nconnect) instead of summed per mount.",
         SCRAPE_COMMANDS)
+    collector_rpc: bool = collector_option(
+        "rpc", "RPC tasks in flight per server, from debugfs sunrpc (needs root and debugfs).")
+    rpc_stuck_threshold: float = option(
+        30.0, "rpc.stuck-threshold",
+        "Seconds after which an RPC task still in flight counts as stuck.", SCRAPE_COMMANDS)
     collector_kernel_log: bool = option(
         True, "collector.kernel-log",
         "Enable the kernel_log collector: a thread reading /dev/kmsg for NFS 'not "
@@ -157,6 +162,7 @@ class Settings(BaseSettings):
         return value
 
     @field_validator("canary_interval", "canary_timeout", "canary_discovery_interval",
+                     "rpc_stuck_threshold",
                      "stress_duration", "stress_max_duration")
     @classmethod
     def _positive(cls, value: float) -> float:

@@ -15,6 +15,7 @@ from panicwatch.collectors.kdump import KdumpCollector
 from panicwatch.collectors.kernel import KernelCollector
 from panicwatch.collectors.nfs import NfsCollector
 from panicwatch.collectors.readiness import ReadinessCollector
+from panicwatch.collectors.rpc import RpcTasksCollector
 from panicwatch.collectors.vmcores import VmcoresCollector
 from panicwatch.host import Host
 from panicwatch.settings import Settings
@@ -39,6 +40,7 @@ def make_areas(settings: Settings) -> list[Area]:
         "kernel": KernelCollector(),
         "readiness": ReadinessCollector(settings.kdump_min_free_ratio),
         "nfs": NfsCollector(settings),
+        "rpc": RpcTasksCollector(settings.rpc_stuck_threshold),
     }
     return [area for name, area in areas.items() if settings.collector_enabled(name)]
 

@@ -1,0 +1,68 @@
+"""rpc: the NFS client's RPC tasks in flight, per server, with their ages.
+
+The kernel prints no task age, so each task is followed across scrapes (TaskTracker) and
+its age is how long it has been seen: a lower bound, short by up to one scrape interval.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Iterator
+
+from prometheus_client.core import GaugeMetricFamily, Metric
+
+from panicwatch.collectors.base import PREFIX, gauge
+from panicwatch.reader import HostReader
+from panicwatch.rpc_tasks import TaskTracker, aggregate_by_server
+from panicwatch.snapshots.rpc import DebugfsUnavailable, read_rpc_clients
+
+log = logging.getLogger("panicwatch.collector")
+
+
+class RpcTasksCollector:
+    name = "rpc"
+
+    def __init__(self, stuck_after: float) -> None:
+        self.stuck_after = stuck_after
+        self._lock = threading.Lock()
+        self._tracker = TaskTracker()
+        self._unavailable: str | None = None
+
+    def collect(self, reader: HostReader) -> Iterator[Metric]:
+        try:
+            clients = read_rpc_clients(reader)
+        except DebugfsUnavailable as e:
+            # Not a failure: most hosts do not mount debugfs for us. Said once.
+            if str(e) != self._unavailable:
+                log.info("rpc: debugfs sunrpc not available (%s): no RPC task metrics", e)
+                self._unavailable = str(e)
+            yield gauge("rpc_debugfs_available",
+                        "1 when debugfs sunrpc could be read (root, debugfs mounted, NFS in use).",
+                        0.0)
+            return
+        self._unavailable = None
+        yield gauge("rpc_debugfs_available",
+                    "1 when debugfs sunrpc could be read (root, debugfs mounted, NFS in use).", 1.0)
+        with self._lock:
+            update = self._tracker.update(time.monotonic(), clients.tasks,
+                                          retain_clients=clients.unreadable)
+        by_server = aggregate_by_server(update.tasks, clients.servers, stuck_after=self.stuck_after)
+        families = {
+            "tasks": ("rpc_tasks", "RPC tasks in flight to the server."),
+            "oldest": ("rpc_task_oldest_age_seconds",
+                       "How long the oldest task in flight has been seen (a lower bound)."),
+            "stuck": ("rpc_tasks_stuck", "Tasks in flight longer than --rpc.stuck-threshold."),
+            "major": ("rpc_tasks_major_timeout",
+                      "Tasks that have hit a major timeout and are still waiting (hard mounts: "
+                      "'server not responding, still trying')."),
+        }
+        out = {k: GaugeMetricFamily(PREFIX + name, doc, labels=["server"])
+               for k, (name, doc) in families.items()}
+        for server, agg in sorted(by_server.items()):
+            out["tasks"].add_metric([server], agg.tasks)
+            out["oldest"].add_metric([server], agg.oldest_age_seconds)
+            out["stuck"].add_metric([server], agg.stuck)
+            out["major"].add_metric([server], agg.major_timeouts)
+        yield from out.values()

@@ -1,0 +1,74 @@
+"""The rpc collector on a fake debugfs: tasks per server, ages across scrapes, stuck and
+major-timeout counts, and a host without debugfs."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+from conftest import names, scrape, scrape_text, value
+from panicwatch.collectors.registry import build_registry
+from panicwatch.exposition import render_all
+from panicwatch.settings import Settings
+
+FIXTURES = Path(__file__).parent / "fixtures" / "sunrpc"
+
+
+def debugfs(root: Path, tasks: str) -> Path:
+    sunrpc = root / "sys/kernel/debug/sunrpc"
+    (sunrpc / "rpc_xprt/2").mkdir(parents=True, exist_ok=True)
+    (sunrpc / "rpc_xprt/2/info").write_text((FIXTURES / "xprt_info_4.18.txt").read_text())
+    client = sunrpc / "rpc_clnt/4"
+    client.mkdir(parents=True, exist_ok=True)
+    if not (client / "xprt").is_symlink():
+        (client / "xprt").symlink_to("../../rpc_xprt/2")
+    (client / "tasks").write_text(tasks)
+    return root
+
+
+def rpc_only(root: Path, **settings: object):
+    quiet = {f"collector_{n}": False for n in ("kdump", "vmcores", "kernel", "readiness", "nfs")}
+    return scrape(root, **quiet, **settings)
+
+
+def test_tasks_per_server_with_ages(tmp_path):
+    stuck = (FIXTURES / "tasks_6.1_nfsv3_stuck.txt").read_text()
+    root = debugfs(tmp_path, stuck)
+    s = rpc_only(root, rpc_stuck_threshold=0.3)
+    server = "192.168.122.1"
+    assert value(s, "panicwatch_rpc_debugfs_available") == 1
+    assert value(s, "panicwatch_rpc_tasks", server=server) == 6
+    assert value(s, "panicwatch_rpc_tasks_major_timeout", server=server) == 2
+    assert value(s, "panicwatch_rpc_tasks_stuck", server=server) == 0
+    assert value(s, "panicwatch_collector_success", collector="rpc") == 1
+
+
+def test_age_grows_while_a_task_stays_and_resets_for_a_new_xid(tmp_path):
+    lines = (FIXTURES / "tasks_6.1_nfsv3_stuck.txt").read_text().splitlines(keepends=True)
+    root = debugfs(tmp_path, "".join(lines[:2]))
+    quiet = {f"collector_{n}": False for n in ("kdump", "vmcores", "kernel", "readiness", "nfs")}
+    registry = build_registry(Settings(path_rootfs=root, rpc_stuck_threshold=0.3, **quiet))
+
+    def once():
+        return scrape_text(render_all(registry).decode())
+
+    server = "192.168.122.1"
+    once()
+    time.sleep(0.4)
+    s = once()
+    assert value(s, "panicwatch_rpc_task_oldest_age_seconds", server=server) >= 0.4
+    assert value(s, "panicwatch_rpc_tasks_stuck", server=server) == 2
+    # task 2271 finished; 2272 was retransmitted under a new xid: a new task, age 0 again
+    debugfs(root, lines[1].replace("0x8b3b9a48", "0x8b3b9aff"))
+    s = once()
+    assert value(s, "panicwatch_rpc_tasks", server=server) == 1
+    assert value(s, "panicwatch_rpc_task_oldest_age_seconds", server=server) < 0.2
+    assert value(s, "panicwatch_rpc_tasks_stuck", server=server) == 0
+
+
+def test_without_debugfs_nothing_but_the_availability(tmp_path):
+    (tmp_path / "sys/kernel/debug").mkdir(parents=True)  # not mounted: an empty directory
+    s = rpc_only(tmp_path)
+    assert value(s, "panicwatch_rpc_debugfs_available") == 0
+    assert value(s, "panicwatch_collector_success", collector="rpc") == 1
+    assert not names(s, "panicwatch_rpc_tasks")
