@@ -15,7 +15,7 @@ from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 ALL_COMMANDS = ("serve", "metrics", "check")
-COLLECTORS = ("kdump", "vmcores", "kernel", "readiness", "nfs", "rpc")
+COLLECTORS = ("kdump", "vmcores", "kernel", "readiness", "nfs", "rpc", "nfs_sockets")
 SCRAPE_COMMANDS = ("serve", "metrics")
 
 
@@ -92,6 +92,12 @@ class Settings(BaseSettings):
     rpc_stuck_threshold: float = option(
         30.0, "rpc.stuck-threshold",
         "Seconds after which an RPC task still in flight counts as stuck.", SCRAPE_COMMANDS)
+    collector_nfs_sockets: bool = collector_option(
+        "nfs_sockets", "TCP state of the connections to NFS servers (netlink inet_diag).")
+    nfs_sockets_netns: Path | None = option(
+        None, "collector.nfs_sockets.netns",
+        "Network namespace to read them from, e.g. /host/proc/1/ns/net in a container "
+        "without the host's network (default: our own).", SCRAPE_COMMANDS)
     collector_kernel_log: bool = option(
         True, "collector.kernel-log",
         "Enable the kernel_log collector: a thread reading /dev/kmsg for NFS 'not "

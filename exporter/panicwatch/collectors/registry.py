@@ -14,6 +14,7 @@ from panicwatch.collectors.base import PREFIX, Area, PanicwatchCollector
 from panicwatch.collectors.kdump import KdumpCollector
 from panicwatch.collectors.kernel import KernelCollector
 from panicwatch.collectors.nfs import NfsCollector
+from panicwatch.collectors.nfs_sockets import NfsSocketsCollector
 from panicwatch.collectors.readiness import ReadinessCollector
 from panicwatch.collectors.rpc import RpcTasksCollector
 from panicwatch.collectors.vmcores import VmcoresCollector
@@ -41,6 +42,7 @@ def make_areas(settings: Settings) -> list[Area]:
         "readiness": ReadinessCollector(settings.kdump_min_free_ratio),
         "nfs": NfsCollector(settings),
         "rpc": RpcTasksCollector(settings.rpc_stuck_threshold),
+        "nfs_sockets": NfsSocketsCollector(settings.nfs_sockets_netns),
     }
     return [area for name, area in areas.items() if settings.collector_enabled(name)]
 
