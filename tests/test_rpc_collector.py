@@ -72,3 +72,21 @@ def test_without_debugfs_nothing_but_the_availability(tmp_path):
     assert value(s, "panicwatch_rpc_debugfs_available") == 0
     assert value(s, "panicwatch_collector_success", collector="rpc") == 1
     assert not names(s, "panicwatch_rpc_tasks")
+
+
+def test_transport_queues_from_sysfs(tmp_path):
+    switch = tmp_path / "sys/kernel/sunrpc/xprt-switches/switch-0"
+    for n, info in ((0, "sysfs_xprt_info_6.1.txt"), (1, "sysfs_xprt_info_6.1.txt")):
+        xprt = switch / f"xprt-{n}-tcp"
+        xprt.mkdir(parents=True)
+        (xprt / "xprt_info").write_text((FIXTURES / info).read_text())
+        (xprt / "dstaddr").write_text((FIXTURES / "sysfs_dstaddr.txt").read_text())
+    (tmp_path / "sys/kernel/debug").mkdir(parents=True)
+    s = rpc_only(tmp_path)
+    server = "192.168.122.1"
+    assert value(s, "panicwatch_rpc_transport_queue_tasks", server=server, queue="pending") == 252
+    assert value(s, "panicwatch_rpc_transport_queue_tasks", server=server, queue="backlog") == 74
+    assert value(s, "panicwatch_rpc_transport_queue_tasks", server=server, queue="sending") == 2
+    assert value(s, "panicwatch_rpc_transport_tasks", server=server) == 328
+    assert value(s, "panicwatch_rpc_transport_congestion_ratio", server=server) == 1.0
+    assert value(s, "panicwatch_rpc_debugfs_available") == 0  # sysfs works without debugfs

@@ -16,7 +16,7 @@ from prometheus_client.core import GaugeMetricFamily, Metric
 from panicwatch.collectors.base import PREFIX, gauge
 from panicwatch.reader import HostReader
 from panicwatch.rpc_tasks import TaskTracker, aggregate_by_server
-from panicwatch.snapshots.rpc import DebugfsUnavailable, read_rpc_clients
+from panicwatch.snapshots.rpc import DebugfsUnavailable, read_rpc_clients, read_transports
 
 log = logging.getLogger("panicwatch.collector")
 
@@ -31,6 +31,10 @@ class RpcTasksCollector:
         self._unavailable: str | None = None
 
     def collect(self, reader: HostReader) -> Iterator[Metric]:
+        yield from transport_metrics(reader)
+        yield from self.task_metrics(reader)
+
+    def task_metrics(self, reader: HostReader) -> Iterator[Metric]:
         try:
             clients = read_rpc_clients(reader)
         except DebugfsUnavailable as e:
@@ -66,3 +70,30 @@ class RpcTasksCollector:
             out["stuck"].add_metric([server], agg.stuck)
             out["major"].add_metric([server], agg.major_timeouts)
         yield from out.values()
+
+
+def transport_metrics(reader: HostReader) -> Iterator[Metric]:
+    """Tasks queued on each server's RPC transports, summed over them (sysfs, 5.14+)."""
+    transports = read_transports(reader)
+    if not transports:
+        return
+    queued = GaugeMetricFamily(
+        PREFIX + "rpc_transport_queue_tasks",
+        "Tasks waiting on the server's RPC transports: for a request slot (backlog), to "
+        "send (sending), for a reply (pending), for rpcbind (binding).",
+        labels=["server", "queue"])
+    assigned = GaugeMetricFamily(PREFIX + "rpc_transport_tasks",
+                                 "Tasks that picked one of the server's transports.",
+                                 labels=["server"])
+    congestion = GaugeMetricFamily(
+        PREFIX + "rpc_transport_congestion_ratio",
+        "Requests in flight over the congestion window (1: the client is holding requests "
+        "back).", labels=["server"])
+    for server, infos in sorted(transports.items()):
+        for queue in ("backlog", "sending", "pending", "binding"):
+            queued.add_metric([server, queue], sum(getattr(i, f"{queue}_q_len") or 0 for i in infos))
+        assigned.add_metric([server], sum(i.tasks_queuelen or 0 for i in infos))
+        window = sum(i.cong_win or 0 for i in infos)
+        if window:
+            congestion.add_metric([server], sum(i.cur_cong or 0 for i in infos) / window)
+    yield from (queued, assigned, congestion)

@@ -1,4 +1,5 @@
-"""Snapshot of the RPC tasks in flight, from debugfs sunrpc (root only, never mounted by us).
+"""Snapshot of the RPC tasks in flight, from debugfs sunrpc (root only, never mounted by us),
+and of the RPC transports' queues, from sysfs (kernels 5.14+, any user).
 
 ``<debugfs>/sunrpc/rpc_clnt/<clid>/tasks`` lists a client's tasks; its ``xprt`` link names
 the ``rpc_xprt/<n>`` whose ``info`` holds the server address. These are generated from
@@ -7,7 +8,9 @@ kernel lists under a spinlock: reading them never waits on a server.
 
 from __future__ import annotations
 
+import errno
 import os
+from collections import defaultdict
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -63,3 +66,31 @@ def _server_of(reader: HostReader, root: Path, client_dir: Path) -> str | None:
     text = reader.text(root / "rpc_xprt" / xprt / "info")
     info = sunrpc.parse_xprt_info(text).value if text is not None else None
     return info.addr if info is not None and info.addr else None
+
+
+def read_transports(reader: HostReader) -> dict[str, list[sunrpc.SysfsXprtInfo]]:
+    """``/sys/kernel/sunrpc/xprt-switches/*/xprt-*``: each transport's queues, by server
+    address (``dstaddr``). Empty where the kernel has no such directory (before 5.14)."""
+    by_server: dict[str, list[sunrpc.SysfsXprtInfo]] = defaultdict(list)
+    try:
+        switches = list(os.scandir(reader.host.sys("kernel", "sunrpc", "xprt-switches")))
+    except OSError:
+        return {}
+    for switch in switches:
+        try:
+            xprts = [e for e in os.scandir(switch.path) if e.name.startswith("xprt-")]
+        except OSError:
+            continue  # removed while we looked
+        for xprt in xprts:
+            address_text = reader.text(Path(xprt.path) / "dstaddr")
+            server = sunrpc.parse_sysfs_address(address_text) if address_text else None
+            try:
+                with open(Path(xprt.path) / "xprt_info") as f:
+                    info = sunrpc.parse_sysfs_xprt_info(f.read()).value
+            except OSError as e:
+                if e.errno not in (errno.ENOTCONN, errno.ENOENT):  # down, or just removed
+                    reader.problem(describe_error(e))
+                continue
+            if server and info:
+                by_server[server].append(info)
+    return dict(by_server)

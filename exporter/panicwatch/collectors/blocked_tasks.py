@@ -1,0 +1,107 @@
+"""blocked_tasks: tasks (threads) in uninterruptible sleep (state D), by what they wait on.
+
+``panicwatch_blocked_tasks{wait}`` counts the D tasks examined this scrape by class (``rpc``,
+``nfs``, ``other``: see panicwatch.snapshots.blocked_tasks), all three always present.
+``panicwatch_blocked_task_longest_seconds{wait}`` is how long the longest-blocked of them has
+been seen in D: each task is followed across scrapes by (pid, tid, start time) and forgotten
+the first scrape it is not in D. Like the rpc area's ages, it is a lower bound, short by up to
+one scrape interval (0 on the first scrape that sees a task, and after an exporter restart),
+and a task that leaves D and comes back between two scrapes looks as if it never left.
+
+Bounded work: listing costs one small read per process (and per thread, for multithreaded
+processes only); wchan and the kernel stack are read for at most ``max_examined`` D tasks, the
+longest-blocked first. D tasks past the cap are counted in ``panicwatch_blocked_tasks_unexamined``
+and not in ``blocked_tasks``; they are still followed, so their age is right once examined.
+Stack reads have a time budget per scrape (``stack_budget`` seconds, on a helper thread; a read
+that blocks is abandoned and its task classified by wchan from then on); tasks classified
+without a stack are counted in ``panicwatch_blocked_tasks_without_stack``.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Iterator
+
+from prometheus_client.core import GaugeMetricFamily, Metric
+
+from panicwatch.collectors.base import PREFIX, gauge
+from panicwatch.reader import HostReader
+from panicwatch.snapshots.blocked_tasks import (
+    DEFAULT_MAX_EXAMINED,
+    DEFAULT_STACK_BUDGET,
+    WAITS,
+    StackReader,
+    TaskKey,
+    read_blocked_tasks,
+)
+
+log = logging.getLogger("panicwatch.collector")
+
+
+class BlockedTasksCollector:
+    name = "blocked_tasks"
+
+    def __init__(self, max_examined: int = DEFAULT_MAX_EXAMINED,
+                 stack_budget: float = DEFAULT_STACK_BUDGET) -> None:
+        if max_examined < 0 or stack_budget < 0:
+            raise ValueError("max_examined and stack_budget must be >= 0")
+        self.max_examined = max_examined
+        self.stack_budget = stack_budget
+        # One lock for the whole collection: concurrent scrapes take turns (each is bounded:
+        # one pass over procfs plus at most stack_budget), so the tracker and the stack reader
+        # see one scrape at a time.
+        self._lock = threading.Lock()
+        self._first_seen: dict[TaskKey, float] = {}  # every task in D at the last scrape
+        self._stacks = StackReader()
+        self._stack_blocked_on: TaskKey | None = None
+
+    def collect(self, reader: HostReader) -> Iterator[Metric]:
+        with self._lock:
+            snap = read_blocked_tasks(reader, limit=self.max_examined, stacks=self._stacks,
+                                      budget=self.stack_budget, first_seen=self._first_seen)
+            now = time.monotonic()
+            previous = self._first_seen
+            self._first_seen = {key: previous.get(key, now) for key in snap.scan.blocked}
+            first_seen = self._first_seen
+            self._note_stack_blocked(snap.stack_blocked_on)
+
+        counts = dict.fromkeys(WAITS, 0)
+        longest = dict.fromkeys(WAITS, 0.0)
+        without_stack = 0
+        for task in snap.tasks:
+            counts[task.wait] += 1
+            longest[task.wait] = max(longest[task.wait], now - first_seen.get(task.key, now))
+            without_stack += not task.stack
+        blocked = GaugeMetricFamily(
+            PREFIX + "blocked_tasks",
+            "Tasks (threads) in uninterruptible sleep (D), by what they wait on: rpc (an RPC to "
+            "the server), nfs (the NFS client, no RPC of its own), other. Examined tasks only, "
+            "see blocked_tasks_unexamined.", labels=["wait"])
+        age = GaugeMetricFamily(
+            PREFIX + "blocked_task_longest_seconds",
+            "How long the longest-blocked task of this class has been seen in D across scrapes "
+            "(a lower bound, short by up to one scrape interval; 0 when none).", labels=["wait"])
+        for wait in WAITS:
+            blocked.add_metric([wait], counts[wait])
+            age.add_metric([wait], longest[wait])
+        yield blocked
+        yield age
+        yield gauge("blocked_tasks_unexamined",
+                    f"Tasks in D past the cap of {self.max_examined} examined per scrape (newest "
+                    "first left out): counted here only, not classified.",
+                    float(len(snap.unexamined)))
+        yield gauge("blocked_tasks_without_stack",
+                    "Examined tasks in D classified by wchan alone: kernel stack not readable "
+                    "(not root), or its read blocked or ran out of time.", float(without_stack))
+
+    def _note_stack_blocked(self, key: TaskKey | None) -> None:
+        """Log once when a stack read blocks, and once when reads are back."""
+        if key is not None and self._stack_blocked_on is None:
+            log.warning("blocked_tasks: reading the kernel stack of task %d (pid %d) did not return "
+                        "in %.1f s (it may hold its exec lock, stuck in execve on a hung mount): "
+                        "such tasks are classified by wchan alone", key.tid, key.pid, self.stack_budget)
+        elif key is None and self._stack_blocked_on is not None:
+            log.info("blocked_tasks: kernel stack reads are back")
+        self._stack_blocked_on = key
