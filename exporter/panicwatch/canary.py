@@ -32,13 +32,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from panicwatch.host import Host
+from panicwatch.parsers.mountstats import NFS_FSTYPES
 from panicwatch.reader import HostReader
 from panicwatch.settings import Settings
 from panicwatch.snapshots.kdump import read_mounts
 
 log = logging.getLogger("panicwatch.canary")
 
-NFS_FSTYPES = frozenset({"nfs", "nfs4"})
 PROBE_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
                  30.0, 60.0)
 LAG_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)

@@ -14,11 +14,11 @@ from pathlib import Path
 from prometheus_client.core import GaugeMetricFamily, Metric
 
 from panicwatch.collectors.base import PREFIX
+from panicwatch.parsers.mountstats import NFS_FSTYPES
 from panicwatch.reader import HostReader
 from panicwatch.snapshots.kdump import read_mounts
 from panicwatch.snapshots.tcp import Endpoint, SockDiagError, normalize_endpoint, read_tcp_health
 
-NFS_FSTYPES = frozenset({"nfs", "nfs4"})
 NFS_PORT = 2049
 
 
