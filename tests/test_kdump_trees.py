@@ -24,7 +24,7 @@ def test_rhel9_armed(tree):
     root = tree("rhel9_armed")
     s = scrape(root)
     assert successes(s) == {"kdump": 1, "vmcores": 1, "kernel": 1, "readiness": 1, "nfs": 1, "rpc": 1,
-                            "nfs_sockets": 1}
+                            "nfs_sockets": 1, "blocked_tasks": 1}
     assert value(s, p("kdump_loaded")) == 1
     assert value(s, p("kdump_crash_memory_reserved_bytes")) == 256 * MiB
     assert value(s, p("kdump_crash_memory_requested_bytes")) == 256 * MiB

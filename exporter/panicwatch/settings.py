@@ -15,7 +15,8 @@ from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 ALL_COMMANDS = ("serve", "metrics", "check")
-COLLECTORS = ("kdump", "vmcores", "kernel", "readiness", "nfs", "rpc", "nfs_sockets")
+COLLECTORS = ("kdump", "vmcores", "kernel", "readiness", "nfs", "rpc", "nfs_sockets",
+              "blocked_tasks")
 SCRAPE_COMMANDS = ("serve", "metrics")
 
 
@@ -98,6 +99,8 @@ class Settings(BaseSettings):
         None, "collector.nfs_sockets.netns",
         "Network namespace to read them from, e.g. /host/proc/1/ns/net in a container "
         "without the host's network (default: our own).", SCRAPE_COMMANDS)
+    collector_blocked_tasks: bool = collector_option(
+        "blocked_tasks", "threads in D state by what they wait on (nfs, rpc, other).")
     collector_kernel_log: bool = option(
         True, "collector.kernel-log",
         "Enable the kernel_log collector: a thread reading /dev/kmsg for NFS 'not "

@@ -89,8 +89,8 @@ class BlockedTasksCollector:
         yield blocked
         yield age
         yield gauge("blocked_tasks_unexamined",
-                    f"Tasks in D past the cap of {self.max_examined} examined per scrape (newest "
-                    "first left out): counted here only, not classified.",
+                    f"Tasks in D not examined this scrape: past the cap of {self.max_examined}, "
+                    "the most recently blocked are left out. Counted here only, not in blocked_tasks.",
                     float(len(snap.unexamined)))
         yield gauge("blocked_tasks_without_stack",
                     "Examined tasks in D classified by wchan alone: kernel stack not readable "

@@ -11,6 +11,7 @@ from prometheus_client.registry import Collector
 
 from panicwatch import __version__
 from panicwatch.collectors.base import PREFIX, Area, PanicwatchCollector
+from panicwatch.collectors.blocked_tasks import BlockedTasksCollector
 from panicwatch.collectors.kdump import KdumpCollector
 from panicwatch.collectors.kernel import KernelCollector
 from panicwatch.collectors.nfs import NfsCollector
@@ -43,6 +44,7 @@ def make_areas(settings: Settings) -> list[Area]:
         "nfs": NfsCollector(settings),
         "rpc": RpcTasksCollector(settings.rpc_stuck_threshold),
         "nfs_sockets": NfsSocketsCollector(settings.nfs_sockets_netns),
+        "blocked_tasks": BlockedTasksCollector(),
     }
     return [area for name, area in areas.items() if settings.collector_enabled(name)]
 
