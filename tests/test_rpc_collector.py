@@ -90,3 +90,17 @@ def test_transport_queues_from_sysfs(tmp_path):
     assert value(s, "panicwatch_rpc_transport_tasks", server=server) == 328
     assert value(s, "panicwatch_rpc_transport_congestion_ratio", server=server) == 1.0
     assert value(s, "panicwatch_rpc_debugfs_available") == 0  # sysfs works without debugfs
+
+
+def test_mount_points_joined_to_server_addresses(tmp_path):
+    (tmp_path / "proc/1").mkdir(parents=True)
+    (tmp_path / "proc/1/mountinfo").write_text(
+        "22 1 253:0 / / rw - xfs /dev/vda1 rw\n"
+        "40 22 0:50 / /srv/a rw - nfs4 filer:/a rw,vers=4.2,addr=192.168.122.1\n"
+        "41 22 0:51 / /srv/b rw - nfs4 filer:/b rw,vers=4.2,port=20490,addr=::ffff:192.168.122.1\n"
+        "42 22 0:52 / /srv/c rw - nfs filer:/c rw,vers=3,addr=filer.example\n")
+    s = rpc_only(tmp_path)
+    info = {dict(lb)["mountpoint"]: (dict(lb)["server"], dict(lb)["port"])
+            for lb in names(s, "panicwatch_nfs_mount_server_info")}
+    # /srv/c names its server by hostname: never resolved on the scrape path
+    assert info == {"/srv/a": ("192.168.122.1", "2049"), "/srv/b": ("192.168.122.1", "20490")}

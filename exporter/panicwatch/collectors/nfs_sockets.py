@@ -14,27 +14,9 @@ from pathlib import Path
 from prometheus_client.core import GaugeMetricFamily, Metric
 
 from panicwatch.collectors.base import PREFIX
-from panicwatch.parsers.mountstats import NFS_FSTYPES
 from panicwatch.reader import HostReader
-from panicwatch.snapshots.kdump import read_mounts
-from panicwatch.snapshots.tcp import Endpoint, SockDiagError, normalize_endpoint, read_tcp_health
-
-NFS_PORT = 2049
-
-
-def nfs_endpoints(reader: HostReader) -> set[Endpoint]:
-    endpoints = set()
-    for mount in reader.snapshot(read_mounts) or []:
-        if mount.fstype not in NFS_FSTYPES:
-            continue
-        options = dict(o.partition("=")[::2] for o in mount.super_options.split(","))
-        port = options.get("port", "")
-        try:
-            endpoints.add(normalize_endpoint(
-                (options.get("addr", ""), int(port) if port.isdecimal() and int(port) else NFS_PORT)))
-        except ValueError:
-            continue  # no addr= (or not an address): nothing to look up
-    return endpoints
+from panicwatch.snapshots.nfs import nfs_mount_servers
+from panicwatch.snapshots.tcp import SockDiagError, read_tcp_health
 
 
 class NfsSocketsCollector:
@@ -44,7 +26,7 @@ class NfsSocketsCollector:
         self.netns = netns
 
     def collect(self, reader: HostReader) -> Iterator[Metric]:
-        endpoints = nfs_endpoints(reader)
+        endpoints = {server for _, server in nfs_mount_servers(reader)}
         if not endpoints:
             return
         try:

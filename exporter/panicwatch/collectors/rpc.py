@@ -16,6 +16,7 @@ from prometheus_client.core import GaugeMetricFamily, Metric
 from panicwatch.collectors.base import PREFIX, gauge
 from panicwatch.reader import HostReader
 from panicwatch.rpc_tasks import TaskTracker, aggregate_by_server
+from panicwatch.snapshots.nfs import nfs_mount_servers
 from panicwatch.snapshots.rpc import DebugfsUnavailable, read_rpc_clients, read_transports
 
 log = logging.getLogger("panicwatch.collector")
@@ -31,6 +32,7 @@ class RpcTasksCollector:
         self._unavailable: str | None = None
 
     def collect(self, reader: HostReader) -> Iterator[Metric]:
+        yield from server_mounts(reader)
         yield from transport_metrics(reader)
         yield from self.task_metrics(reader)
 
@@ -70,6 +72,18 @@ class RpcTasksCollector:
             out["stuck"].add_metric([server], agg.stuck)
             out["major"].add_metric([server], agg.major_timeouts)
         yield from out.values()
+
+
+def server_mounts(reader: HostReader) -> Iterator[Metric]:
+    """Which mount points use each server address: joins the per-server RPC and socket
+    metrics to the mounts (``* on(server) group_left(mountpoint)``)."""
+    info = GaugeMetricFamily(PREFIX + "nfs_mount_server_info",
+                             "An NFS mount and the server address and port it is connected to "
+                             "(from the mount table's addr=, port=).",
+                             labels=["mountpoint", "server", "port"])
+    for mountpoint, (address, port) in sorted(nfs_mount_servers(reader)):
+        info.add_metric([mountpoint, address, str(port)], 1.0)
+    yield info
 
 
 def transport_metrics(reader: HostReader) -> Iterator[Metric]:

@@ -8,6 +8,10 @@ from __future__ import annotations
 
 from panicwatch.parsers import mountstats
 from panicwatch.reader import HostReader
+from panicwatch.snapshots.kdump import read_mounts
+from panicwatch.snapshots.tcp import Endpoint, normalize_endpoint
+
+NFS_PORT = 2049
 
 # A host with thousands of NFS mounts prints several MiB; past this, something is wrong.
 MOUNTSTATS_LIMIT = 256 << 20
@@ -30,3 +34,21 @@ def read_mountstats(reader: HostReader, pid: str) -> mountstats.MountstatsResult
 def read_rpc_nfs(reader: HostReader) -> mountstats.RpcNfsStats | None:
     """Absent (None) when the NFS client module is not loaded."""
     return reader.parsed(reader.host.rpc_nfs(), mountstats.parse_rpc_nfs)
+
+
+def nfs_mount_servers(reader: HostReader) -> list[tuple[str, Endpoint]]:
+    """(mount point, server address and port) of each NFS mount, from the mount table's
+    ``addr=``/``port=`` (the address the kernel connected to; 2049 when no port is given).
+    Mounts without an IP address there are left out: names are never resolved here."""
+    servers = []
+    for mount in reader.snapshot(read_mounts) or []:
+        if mount.fstype not in mountstats.NFS_FSTYPES:
+            continue
+        options = dict(o.partition("=")[::2] for o in mount.super_options.split(","))
+        port = options.get("port", "")
+        try:
+            servers.append((mount.mountpoint, normalize_endpoint(
+                (options.get("addr", ""), int(port) if port.isdecimal() and int(port) else NFS_PORT))))
+        except ValueError:
+            continue
+    return servers
