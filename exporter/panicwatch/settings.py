@@ -15,8 +15,6 @@ from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 ALL_COMMANDS = ("serve", "metrics", "check")
-COLLECTORS = ("kdump", "vmcores", "kernel", "readiness", "nfs", "rpc", "nfs_sockets",
-              "blocked_tasks")
 SCRAPE_COMMANDS = ("serve", "metrics")
 
 
