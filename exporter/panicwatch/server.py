@@ -14,6 +14,7 @@ from prometheus_client.registry import Collector
 
 from panicwatch import __version__
 from panicwatch.canary import Canary
+from panicwatch.collectors.base import Area
 from panicwatch.collectors.canary import CanaryCollector
 from panicwatch.collectors.kernel_log import KernelLogCollector
 from panicwatch.collectors.registry import build_registry, host_of
@@ -74,10 +75,11 @@ def metrics_response(registry: Collector, environ: dict[str, Any],
 def make_app(settings: Settings, canary: Canary | None = None,
              watcher: KmsgWatcher | None = None,
              ) -> Callable[[dict[str, Any], StartResponse], Iterable[bytes]]:
-    threads = [CanaryCollector(canary)] if canary else []
+    # Areas fed by serve's background threads: `metrics` and `check` have none.
+    background: list[Area] = [CanaryCollector(canary)] if canary else []
     if watcher:
-        threads.append(KernelLogCollector(watcher))
-    registry = build_registry(settings, threads)
+        background.append(KernelLogCollector(watcher))
+    registry = build_registry(settings, background)
     host = host_of(settings)
 
     def app(environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
