@@ -64,7 +64,7 @@ def test_promtool_check_rules() -> None:
     assert result.returncode == 0, output
     assert "SUCCESS" in output
     assert "WARNING" not in output.upper()
-    assert f"{len(_alerts()) + 2} rules found" in output
+    assert f"{len(_alerts()) + 4} rules found" in output
 
 
 def test_promtool_test_rules() -> None:
