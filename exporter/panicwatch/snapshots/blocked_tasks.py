@@ -216,28 +216,31 @@ def scan_blocked(procfs: os.PathLike[str] | str) -> Scan:
     about 4x as long for 20,000 processes, 12x for 20,000 threads).
     """
     # The root comes from the Host; below it, bytes paths built here and os.open/os.read keep
-    # the hot loop cheap: with 20,000 processes it runs 20,000 times per scrape, and the open and
+    # the loop cheap: with 20,000 processes it runs 20,000 times per scrape, and the open and
     # read of a stat file (~17 us on a small VM) are most of the cost; pathlib and open() would
     # add half as much again.
     root = os.fsencode(procfs).rstrip(b"/") or b"/"
-    open_, read, close, flags = os.open, os.read, os.close, os.O_RDONLY | os.O_CLOEXEC
     blocked: list[TaskKey] = []
     processes = tasks = garbled = unreadable = 0
     reason = ""
-    for name in os.listdir(root):  # an unreadable procfs is the caller's failure
-        if not name.isdigit():
-            continue
-        pid_dir = root + b"/" + name
+
+    def read_or_none(path: bytes) -> bytes | None:
+        """The file, or None when its task is gone (normal) or it cannot be read (counted)."""
+        nonlocal unreadable, reason
         try:
-            fd = open_(pid_dir + b"/stat", flags)
-            try:
-                data = read(fd, STAT_READ)
-            finally:
-                close(fd)
+            return _read(path, STAT_READ)
         except OSError as e:
             if e.errno not in GONE_ERRNOS:
                 unreadable += 1
                 reason = reason or (e.strerror or str(e))
+            return None
+
+    for name in os.listdir(root):  # an unreadable procfs is the caller's failure
+        if not name.isdigit():
+            continue
+        pid_dir = root + b"/" + name
+        data = read_or_none(pid_dir + b"/stat")
+        if data is None:
             continue
         if _plain(data):  # most processes: nothing more to do
             processes += 1
@@ -265,16 +268,8 @@ def scan_blocked(procfs: os.PathLike[str] | str) -> Scan:
             if tid_name == name:  # the leader: its own state is the one already read
                 stat = leader
             else:
-                try:
-                    fd = open_(pid_dir + b"/task/" + tid_name + b"/stat", flags)
-                    try:
-                        data = read(fd, STAT_READ)
-                    finally:
-                        close(fd)
-                except OSError as e:
-                    if e.errno not in GONE_ERRNOS:
-                        unreadable += 1
-                        reason = reason or (e.strerror or str(e))
+                data = read_or_none(pid_dir + b"/task/" + tid_name + b"/stat")
+                if data is None:
                     continue
                 stat = parse_stat(data)
                 if stat is None:
