@@ -11,6 +11,8 @@ import os
 from collections.abc import Callable
 from pathlib import Path
 
+FIXTURES = Path(__file__).parent / "fixtures"
+
 GiB = 1 << 30
 MiB = 1 << 20
 
@@ -354,6 +356,25 @@ def ssh_target(t: Tree) -> None:
     t.enable("kdump-tools.service", "/lib/systemd/system")
 
 
+def nfs_client(t: Tree) -> None:
+    """RHEL 9, armed, an NFSv4.2 client of 192.168.122.1 (Debian 12's mountstats), RPC tasks in
+    debugfs and the transport in sysfs: every NFS collector has something to report."""
+    rhel9_armed(t)
+    t.write("proc/1/mountinfo", MOUNTINFO_ROOT + "40 22 0:45 / /srv/projects rw,relatime "
+            "shared:80 - nfs4 files.lab.example:/srv/projects rw,vers=4.2,rsize=1048576,"
+            "wsize=1048576,proto=tcp,timeo=600,retrans=2,sec=sys,addr=192.168.122.1\n")
+    t.write("proc/self/mountstats", (FIXTURES / "mountstats/debian12_v42.txt").read_text())
+    t.mkdir("srv/projects")  # the canary's statvfs lands here, under the root
+    sunrpc = FIXTURES / "sunrpc"
+    t.write("sys/kernel/debug/sunrpc/rpc_xprt/2/info", (sunrpc / "xprt_info_6.15.txt").read_text())
+    t.write("sys/kernel/debug/sunrpc/rpc_clnt/9/tasks",
+            (sunrpc / "tasks_4.18_nfsv41.txt").read_text())
+    t.link("sys/kernel/debug/sunrpc/rpc_clnt/9/xprt", "../../rpc_xprt/2")
+    xprt = "sys/kernel/sunrpc/xprt-switches/switch-0/xprt-0-tcp"
+    t.write(f"{xprt}/xprt_info", (sunrpc / "sysfs_xprt_info_6.1.txt").read_text())
+    t.write(f"{xprt}/dstaddr", (sunrpc / "sysfs_dstaddr.txt").read_text())
+
+
 def garbled(t: Tree) -> None:
     """RHEL 9 with garbage in kexec_crash_size and /proc/pressure/io."""
     rhel9_armed(t)
@@ -365,7 +386,7 @@ TREES: dict[str, Callable[[Tree], None]] = {
     f.__name__: f
     for f in (rhel9_armed, fedora_vmcores, ubuntu_armed_dumps, ubuntu_disarmed,
               debian_reservation_failed, sles_dumps, ppc64le_fadump, too_small, unprivileged,
-              nfs_target, ssh_target, garbled)
+              nfs_target, ssh_target, nfs_client, garbled)
 }
 
 
