@@ -201,6 +201,7 @@ class Stack:
     alertmanager: str
     webhook: Webhook
     roots: dict[str, Path]
+    targets: dict[str, str]  # instance -> host:port of its panicwatch
     processes: list[Process]
 
     def query_api(self, path: str) -> Any:
@@ -234,8 +235,9 @@ class Stack:
 
 
 def panicwatch_argv(root: Path, port: int) -> list[str]:
+    # a fixture's RPC tasks never complete: they count as stuck after 2 s, not 30
     return [sys.executable, "-m", "panicwatch", "serve", "--web.listen-address",
-            f"127.0.0.1:{port}", "--path.rootfs", str(root)]
+            f"127.0.0.1:{port}", "--path.rootfs", str(root), "--rpc.stuck-threshold=2"]
 
 
 @contextmanager
@@ -275,7 +277,7 @@ def monitoring_stack(workdir: Path, roots: dict[str, Path]) -> Iterator[Stack]:
             f"--storage.tsdb.path={prom_dir / 'data'}", f"--web.listen-address={prom}",
             "--rules.alert.resend-delay=1s"], prom_dir, f"http://{prom}/-/ready"))
 
-        stack = Stack(f"http://{prom}", f"http://{am}", hook, roots, processes)
+        stack = Stack(f"http://{prom}", f"http://{am}", hook, roots, targets, processes)
         stack.expect("every target scraped and up", lambda: len(
             stack.query('up{job="panicwatch"} == 1')) == len(roots), START_TIMEOUT_S)
         yield stack

@@ -14,7 +14,10 @@ from __future__ import annotations
 import os
 import re
 import socket
+import subprocess
 import threading
+import urllib.parse
+import urllib.request
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
 from pathlib import Path
@@ -22,6 +25,7 @@ from pathlib import Path
 import pytest
 
 import trees
+from dashboards import all_panels, load_dashboards, substitute
 from monitoring_stack import Stack, monitoring_stack
 
 PAGE_TIMEOUT_S = 60
@@ -59,8 +63,18 @@ def with_traffic(mountstats: str, ticks: int) -> str:
                execute * count, 0]
         return match[1] + " ".join(str(v + a * ticks) for v, a in zip(n, add, strict=False))
 
+    def transport(match: re.Match[str]) -> str:
+        # tcp: port bind connect connect_time idle sends recvs bad_xids req_u bklog_u max_slots
+        # sending_u pending_u; every op is one send and one receive
+        n = [int(v) for v in match[2].split()]
+        sent = sum(count for count, *_ in BUSY_OPS.values()) * ticks
+        for field, add in ((5, sent), (6, sent), (8, 2 * sent), (12, sent // 4)):
+            n[field] += add
+        return match[1] + " ".join(map(str, n))
+
     ops = "|".join(BUSY_OPS)
-    return re.sub(rf"^(\s+({ops}): )((?:\d+ ?)+)$", bump, mountstats, flags=re.M)
+    busy = re.sub(rf"^(\s+({ops}): )((?:\d+ ?)+)$", bump, mountstats, flags=re.M)
+    return re.sub(r"^(\txprt:\ttcp )((?:\d+ ?)+)$", transport, busy, flags=re.M)
 
 
 @contextmanager
@@ -90,8 +104,8 @@ def busy_client(root: Path, interval: float = 0.5) -> Iterator[None]:
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     work = tmp_path_factory.mktemp("stack")
-    disarmed = trees.build("rhel9_armed", work / "roots" / "kdump-host")
-    # `kdumpctl stop`: memory stays reserved, the crash kernel is unloaded
+    disarmed = trees.build("fedora_vmcores", work / "roots" / "kdump-host")
+    # `kdumpctl stop`: memory stays reserved, the crash kernel is unloaded; two dumps wait
     (disarmed / "sys/kernel/kexec_crash_loaded").write_text("0\n")
     nfs_host = trees.build("nfs_client", work / "roots" / "nfs-host")
     with ExitStack() as cleanup:
@@ -142,7 +156,86 @@ def test_rule_files_loaded_as_shipped(stack: Stack) -> None:
 
 
 def test_with_traffic_adds_ticks_times_the_per_op_increment() -> None:
-    line = "\t        READ: 10 11 0 100 200 3 40 50 0\n\t      COMMIT: 1 1 0 0 0 0 0 0 0\n"
-    assert with_traffic(line, 2) == (
+    text = ("\txprt:\ttcp 765 0 1 0 1 100 100 0 500 0 2 0 300\n"
+            "\t        READ: 10 11 0 100 200 3 40 50 0\n\t      COMMIT: 1 1 0 0 0 0 0 0 0\n")
+    assert with_traffic(text, 2) == (
+        "\txprt:\ttcp 765 0 1 0 1 3100 3100 0 6500 0 2 0 1050\n"
         "\t        READ: 610 611 0 90000100 90000200 603 2440 3050 0\n"
         "\t      COMMIT: 1 1 0 0 0 0 0 0 0\n")
+
+
+ALLOWLIST = Path(__file__).with_name("dashboard_empty_when_healthy.txt")
+RATE_INTERVAL = "10s"  # Grafana's $__rate_interval for a 1 s scrape: 4 scrapes and more
+
+
+def allowlisted() -> dict[tuple[str, str, str], str]:
+    """(dashboard file, panel title, refId) -> why that query is empty on a healthy host."""
+    entries = {}
+    for line in ALLOWLIST.read_text().splitlines():
+        if line.strip() and not line.startswith("#"):
+            dashboard, title, ref, reason = (part.strip() for part in line.split("|"))
+            assert reason, f"{line!r}: every allowlist entry gives its reason"
+            entries[(dashboard, title, ref)] = reason
+    return entries
+
+
+def dashboard_variables(name: str, stack: Stack) -> list[dict[str, str]]:
+    """The variable values a user would pick: each host on the host dashboard, All on the fleet
+    one (a multi-value All with no custom value is the regex of every value)."""
+    if name == "panicwatch-fleet.json":
+        return [{"job": "panicwatch", "instance": ".*"}]
+    return [{"job": "panicwatch", "instance": instance, "mountpoint": ".*"}
+            for instance in stack.roots]
+
+
+def test_every_dashboard_query_is_valid_and_returns_data(stack: Stack) -> None:
+    # rates need two samples of moving counters: wait for the recording rule built on them
+    for ready in ("panicwatch:nfs_server_op_rtt_seconds:max_avg_rate5m > 0",  # NFS traffic
+                  'ALERTS{alertname="NFSStuckRPCs", alertstate="firing"}'):
+        stack.expect(ready, lambda expr=ready: stack.query(expr), 60)
+    allowed = allowlisted()
+    empty, errors, ran = set(), [], 0
+    for name, dashboard in load_dashboards().items():
+        for panel in all_panels(dashboard):
+            for target in panel.get("targets", []):
+                key = (name, panel["title"], target["refId"])
+                results = []
+                for values in dashboard_variables(name, stack):
+                    expr = substitute(target["expr"], values, rate_interval=RATE_INTERVAL)
+                    try:
+                        results += stack.query(expr)
+                    except ValueError as e:
+                        errors.append(f"{key}: {e}")
+                    ran += 1
+                if not results:
+                    empty.add(key)
+    assert ran >= 70
+    assert errors == []
+    unexplained = "\n".join(" | ".join(key) for key in sorted(empty - set(allowed)))
+    assert not unexplained, f"queries without data, not in {ALLOWLIST.name}:\n{unexplained}"
+    stale = "\n".join(" | ".join(key) for key in sorted(set(allowed) - empty))
+    assert not stale, f"in {ALLOWLIST.name} but returning data, drop them:\n{stale}"
+
+
+def test_dashboard_variables_have_values(stack: Stack) -> None:
+    for name, dashboard in load_dashboards().items():
+        for variable in dashboard["templating"]["list"]:
+            if variable["type"] != "query":
+                continue
+            call = re.fullmatch(r"label_values\((.+), (\w+)\)", variable["query"])
+            assert call, variable["query"]
+            selector = substitute(call[1], {"job": "panicwatch", "instance": "nfs-host"})
+            url = (f"/api/v1/label/{call[2]}/values?"
+                   + urllib.parse.urlencode({"match[]": selector}))
+            expected = {"job": ["panicwatch"], "instance": ["kdump-host", "nfs-host"],
+                        "mountpoint": ["/srv/projects"]}[variable["name"]]
+            assert stack.query_api(url) == expected, (name, variable["name"])
+
+
+def test_full_scrape_of_each_host_passes_promtool(stack: Stack) -> None:
+    for instance, address in stack.targets.items():
+        with urllib.request.urlopen(f"http://{address}/metrics", timeout=10) as r:
+            body = r.read()
+        lint = subprocess.run(["promtool", "check", "metrics"], input=body,
+                              capture_output=True, timeout=60)
+        assert (instance, lint.returncode, lint.stdout, lint.stderr) == (instance, 0, b"", b"")

@@ -365,6 +365,10 @@ def nfs_client(t: Tree) -> None:
             "wsize=1048576,proto=tcp,timeo=600,retrans=2,sec=sys,addr=192.168.122.1\n")
     t.write("proc/self/mountstats", (FIXTURES / "mountstats/debian12_v42.txt").read_text())
     t.mkdir("srv/projects")  # the canary's statvfs lands here, under the root
+    # nfs_show_stats: packets, then calls/retransmissions/auth refreshes, then per-proc counts
+    t.write("proc/net/rpc/nfs", "net 0 0 0 0\nrpc 2113742 87 2113760\n"
+            "proc4 69 1 1281923 702214 0 80313 0 26 6 26 2120 3012 0 0 0 2196 32 0 3815 "
+            + "0 " * 51 + "\n")
     sunrpc = FIXTURES / "sunrpc"
     t.write("sys/kernel/debug/sunrpc/rpc_xprt/2/info", (sunrpc / "xprt_info_6.15.txt").read_text())
     t.write("sys/kernel/debug/sunrpc/rpc_clnt/9/tasks",
