@@ -11,6 +11,12 @@ from panicwatch.collectors.registry import build_registry
 from panicwatch.exposition import render_all
 from panicwatch.settings import Settings
 
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", "slow: builds the container image with buildah and runs "
+                            "it (about 5 min on a fresh machine, 1 min with the base cached)")
+
+
 Samples = dict[tuple[str, tuple[tuple[str, str], ...]], float]
 
 
