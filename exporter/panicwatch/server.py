@@ -1,14 +1,18 @@
-"""`panicwatch serve`: /metrics (text format, gzip when asked), /healthz, and /."""
+"""`panicwatch serve`: /metrics (text format, gzip when asked), /healthz, and /.
+
+With --web.config.file: TLS, basic auth and extra headers as node_exporter's
+exporter-toolkit, reloaded on change (web_config, web_source, web_tls, web_auth).
+Connections are served by a bounded pool of worker threads with time limits on every read
+and write (web_server, web_pool, web_io).
+"""
 
 from __future__ import annotations
 
 import html
 import logging
-import socket
+import sys
 from collections.abc import Callable, Iterable
-from socketserver import ThreadingMixIn
 from typing import Any
-from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 
 from prometheus_client.registry import Collector
 
@@ -23,7 +27,11 @@ from panicwatch.host import KMSG
 from panicwatch.kmsg_watcher import KmsgWatcher
 from panicwatch.readiness import assess
 from panicwatch.report import as_html_rows, verdict
-from panicwatch.settings import Settings, parse_listen_address
+from panicwatch.settings import Settings
+from panicwatch.web_auth import BasicAuth, protect
+from panicwatch.web_config import WebConfigError
+from panicwatch.web_server import HTTPServer, bind_server
+from panicwatch.web_source import WebConfigSource
 
 log = logging.getLogger("panicwatch.server")
 StartResponse = Callable[..., Any]
@@ -40,24 +48,6 @@ LANDING = """<!doctype html>
 <table>{rows}</table>
 </body></html>
 """
-
-
-class _ThreadingServer(ThreadingMixIn, WSGIServer):
-    daemon_threads = True
-    allow_reuse_address = True
-
-
-class _DualStackServer(_ThreadingServer):
-    address_family = socket.AF_INET6
-
-    def server_bind(self) -> None:
-        self.socket.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 0)
-        super().server_bind()
-
-
-class _QuietHandler(WSGIRequestHandler):
-    def log_message(self, format: str, *args: Any) -> None:
-        log.debug("%s - " + format, self.address_string(), *args)
 
 
 def metrics_response(registry: Collector, environ: dict[str, Any],
@@ -99,34 +89,45 @@ def make_app(settings: Settings, canary: Canary | None = None,
         start_response("404 Not Found", [("Content-Type", "text/plain; charset=utf-8")])
         return [b"not found\n"]
 
-    return app
+    return protect(app, BasicAuth())
 
 
 def make_http_server(settings: Settings, canary: Canary | None = None,
-                     watcher: KmsgWatcher | None = None) -> WSGIServer:
-    host, port = parse_listen_address(settings.web_listen_address)
-    app = make_app(settings, canary, watcher)
-    if host == "" and socket.has_ipv6:
-        try:
-            return make_server("::", port, app, _DualStackServer, _QuietHandler)
-        except OSError:
-            pass  # no IPv6 on this host: IPv4 only
-    server_class = _ThreadingServer
-    if ":" in host:
-        server_class = type("_V6Server", (_ThreadingServer,), {"address_family": socket.AF_INET6})
-    return make_server(host or "0.0.0.0", port, app, server_class, _QuietHandler)
+                     watcher: KmsgWatcher | None = None,
+                     web: WebConfigSource | None = None) -> HTTPServer:
+    return bind_server(settings.web_listen_address, make_app(settings, canary, watcher), web)
+
+
+def load_web_config(settings: Settings) -> WebConfigSource | None:
+    """The web config named by --web.config.file, or None; a bad one ends the program
+    with one line naming the flag, exit code 2 (as an invalid flag value)."""
+    path = settings.web_config_file
+    if path is None:
+        return None
+    try:
+        web = WebConfigSource(path)
+    except WebConfigError as e:
+        print(f"panicwatch: error: --web.config.file {path}: {e}", file=sys.stderr)
+        raise SystemExit(2) from None
+    config = web.current().config
+    log.info("web config %s: TLS %s, basic auth %s", path,
+             f"on ({config.tls.client_auth_type})" if config.tls else "off",
+             f"for {len(config.users)} user(s)" if config.users else "off")
+    return web
 
 
 def serve(settings: Settings) -> None:
+    web = load_web_config(settings)  # before anything starts: a bad file is a start-up error
     host = host_of(settings)
     canary = Canary(settings, host)
     watcher = KmsgWatcher(host.root(KMSG)) if settings.collector_kernel_log else None
-    server = make_http_server(settings, canary, watcher)
+    server = make_http_server(settings, canary, watcher, web)
     canary.start()
     if watcher:
         watcher.start()
     bound = server.server_address
-    log.info("listening on %s port %s", bound[0], bound[1])
+    scheme = "https" if web and web.current().ssl_context else "http"
+    log.info("listening on %s port %s (%s)", bound[0], bound[1], scheme)
     try:
         server.serve_forever()
     finally:

@@ -36,6 +36,11 @@ class Settings(BaseSettings):
     web_telemetry_path: str = option(
         "/metrics", "web.telemetry-path", "Path under which to expose metrics.", ("serve",)
     )
+    web_config_file: Path | None = option(
+        None, "web.config.file",
+        "Path to an exporter-toolkit web config file (YAML) for TLS, basic auth and "
+        "response headers; re-read when it changes.", ("serve",)
+    )
     path_rootfs: Path = option(
         Path("/"), "path.rootfs", "Root of the host's filesystem (e.g. /host in a container)."
     )
