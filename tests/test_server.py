@@ -11,7 +11,7 @@ import sys
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from pathlib import Path
@@ -33,8 +33,14 @@ def serving(root: Path, *args: str) -> Iterator[str]:
         yield base
 
 
+def healthz_answers(base: str) -> None:
+    urllib.request.urlopen(base + "/healthz", timeout=1).read()
+
+
 @contextmanager
-def serve_process(root: Path, *args: str) -> Iterator[tuple[str, subprocess.Popen[str]]]:
+def serve_process(root: Path, *args: str, ready: Callable[[str], None] = healthz_answers
+                  ) -> Iterator[tuple[str, subprocess.Popen[str]]]:
+    """`panicwatch serve` on a free port, once ready(base) stops raising OSError."""
     port = free_port()
     env = {**os.environ, "PYTHONPATH": str(Path(__file__).parents[1] / "exporter")}
     proc = subprocess.Popen(
@@ -45,7 +51,7 @@ def serve_process(root: Path, *args: str) -> Iterator[tuple[str, subprocess.Pope
     deadline = time.monotonic() + 20
     while True:
         try:
-            urllib.request.urlopen(base + "/healthz", timeout=1).read()
+            ready(base)
             break
         except OSError:
             if proc.poll() is not None or time.monotonic() > deadline:

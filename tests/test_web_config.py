@@ -26,7 +26,7 @@ from panicwatch.web_auth import BasicAuth, protect
 from panicwatch.web_config import TLSServerConfig, WebConfig, WebConfigError, parse_web_config
 from panicwatch.web_server import bind_server
 from panicwatch.web_source import WebConfigSource
-from test_server import free_port
+from test_server import serve_process
 
 OPENSSL = "/usr/bin/openssl"
 EXPORTER = Path(__file__).parents[1] / "exporter"
@@ -256,27 +256,16 @@ def pki(tmp_path_factory) -> PKI:
 def serve_web(root: Path, config: Path) -> Iterator[tuple[int, subprocess.Popen[str]]]:
     """`panicwatch serve --web.config.file`, ready once its port accepts connections (the
     plain /healthz probe of test_server cannot pass TLS or basic auth)."""
-    port = free_port()
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "panicwatch", "serve", f"--web.listen-address=127.0.0.1:{port}",
-         f"--path.rootfs={root}", f"--web.config.file={config}", "--no-collector.kernel-log"],
-        env={**os.environ, "PYTHONPATH": str(EXPORTER)},
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    deadline = time.monotonic() + 20
-    while True:
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=1).close()
-            break
-        except OSError:
-            if proc.poll() is not None or time.monotonic() > deadline:
-                proc.kill()
-                raise RuntimeError(f"serve did not start: {proc.communicate()[1]}") from None
-            time.sleep(0.05)
-    try:
-        yield port, proc
-    finally:
-        proc.terminate()
-        proc.wait(timeout=10)
+    def port_accepts(base: str) -> None:
+        socket.create_connection(("127.0.0.1", port_of(base)), timeout=1).close()
+
+    with serve_process(root, f"--web.config.file={config}", "--no-collector.kernel-log",
+                       ready=port_accepts) as (base, proc):
+        yield port_of(base), proc
+
+
+def port_of(base: str) -> int:
+    return int(base.rpartition(":")[2])
 
 
 def fetch(url: str, context: ssl.SSLContext | None = None,
