@@ -1,15 +1,13 @@
-"""The Prometheus alerting rules: promtool accepts and unit-tests them, and every alert is documented.
-
-PyYAML is not a dependency, so the rules file is read with a small line-based scan that relies on
-its layout (one `- alert:` item per rule, keys indented below it).
-"""
+"""The Prometheus alerting rules: promtool accepts and unit-tests them, and every alert is documented."""
 
 import re
 import shutil
 import subprocess
 from pathlib import Path
+from typing import Any
 
 import pytest
+import yaml
 
 ROOT = Path(__file__).resolve().parent.parent
 RULES = ROOT / "alerts" / "panicwatch.rules.yml"
@@ -28,22 +26,14 @@ def _run(*args: str) -> subprocess.CompletedProcess[str]:
     )
 
 
-def _alerts() -> dict[str, str]:
-    """Alert name -> the text of its rule item."""
-    alerts: dict[str, str] = {}
-    name = None
-    block: list[str] = []
-    for line in RULES.read_text().splitlines():
-        item = re.match(r"\s*- (alert|record):\s*(\S+)", line)
-        if item or re.match(r"\s*- name:", line):
-            if name:
-                alerts[name] = "\n".join(block)
-            name = item.group(2) if item and item.group(1) == "alert" else None
-            block = []
-        block.append(line)
-    if name:
-        alerts[name] = "\n".join(block)
-    return alerts
+def _rules() -> list[dict[str, Any]]:
+    return [rule for group in yaml.safe_load(RULES.read_text())["groups"]
+            for rule in group["rules"]]
+
+
+def _alerts() -> dict[str, dict[str, Any]]:
+    """Alert name -> its rule."""
+    return {rule["alert"]: rule for rule in _rules() if "alert" in rule}
 
 
 def _github_anchor(heading: str) -> str:
@@ -54,7 +44,7 @@ def _github_anchor(heading: str) -> str:
 
 def test_rules_file_parsed() -> None:
     alerts = _alerts()
-    assert len(alerts) >= 12
+    assert len(alerts) == 21
     assert len(alerts) == len(re.findall(r"^\s*- alert:", RULES.read_text(), re.MULTILINE))
 
 
@@ -64,8 +54,7 @@ def test_promtool_check_rules() -> None:
     assert result.returncode == 0, output
     assert "SUCCESS" in output
     assert "WARNING" not in output.upper()
-    records = len(re.findall(r"^\s*- record:", RULES.read_text(), re.MULTILINE))
-    assert f"{len(_alerts()) + records} rules found" in output
+    assert f"{len(_rules())} rules found" in output
 
 
 def test_promtool_test_rules() -> None:
@@ -80,24 +69,21 @@ def test_promtool_test_rules() -> None:
 
 @pytest.mark.parametrize("name", sorted(_alerts()))
 def test_alert_metadata(name: str) -> None:
-    block = _alerts()[name]
+    rule = _alerts()[name]
     assert re.fullmatch(r"[A-Z][A-Za-z0-9]+", name), "alert names are CamelCase"
-    severity = re.search(r"^\s+severity:\s*(\S+)", block, re.MULTILINE)
-    assert severity and severity.group(1) in SEVERITIES
-    for key in ("summary", "description", "runbook_url"):
-        assert re.search(rf"^\s+{key}:\s*\S", block, re.MULTILINE), f"{name} has no {key}"
-    assert "{{ $labels." in block, f"{name}'s description uses no label"
-    url = re.search(r"^\s+runbook_url:\s*(\S+)", block, re.MULTILINE)
-    assert url and url.group(1) == RUNBOOK_BASE + name.lower()
+    assert rule["labels"]["severity"] in SEVERITIES
+    annotations = rule["annotations"]
+    assert set(annotations) == {"summary", "description", "runbook_url"}
+    assert "{{" not in annotations["summary"], f"{name}'s summary is a static sentence"
+    assert "{{ $labels." in annotations["description"], f"{name}'s description uses no label"
+    assert annotations["runbook_url"] == RUNBOOK_BASE + name.lower()
 
 
 def test_every_runbook_anchor_exists() -> None:
     headings = re.findall(r"^#{1,6} (.+)$", RUNBOOKS.read_text(), re.MULTILINE)
     anchors = {_github_anchor(h) for h in headings}
-    for name, block in _alerts().items():
-        url = re.search(r"runbook_url:\s*(\S+)", block)
-        assert url, name
-        anchor = url.group(1).split("#", 1)[1]
+    for name, rule in _alerts().items():
+        anchor = rule["annotations"]["runbook_url"].split("#", 1)[1]
         assert anchor in anchors, f"{name}: no heading for #{anchor} in docs/runbooks.md"
 
 

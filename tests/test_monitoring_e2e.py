@@ -23,6 +23,7 @@ from contextlib import ExitStack, contextmanager
 from pathlib import Path
 
 import pytest
+import yaml
 
 import trees
 from dashboards import all_panels, load_dashboards, substitute
@@ -148,9 +149,10 @@ def test_every_rule_evaluates_without_error(stack: Stack) -> None:
 
 
 def test_rule_files_loaded_as_shipped(stack: Stack) -> None:
-    shipped = (Path(__file__).parent.parent / "alerts/panicwatch.rules.yml").read_text()
-    names = {line.split(":", 1)[1].strip() for line in shipped.splitlines()
-             if line.strip().startswith(("- alert:", "- record:"))}
+    shipped = yaml.safe_load((Path(__file__).parent.parent / "alerts/panicwatch.rules.yml")
+                             .read_text())
+    names = {rule.get("alert") or rule["record"]
+             for group in shipped["groups"] for rule in group["rules"]}
     rules = stack.query_api("/api/v1/rules")["groups"]
     assert {rule["name"] for group in rules for rule in group["rules"]} == names
 
