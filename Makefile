@@ -3,7 +3,7 @@ VENV ?= .venv
 ARGS ?=
 STAMP := $(VENV)/.installed
 
-.PHONY: run test lint metrics check clean
+.PHONY: run test e2e lint metrics check clean
 
 $(STAMP): pyproject.toml
 	python3 -m venv $(VENV)
@@ -25,6 +25,10 @@ lint: $(STAMP)
 
 test: lint
 	$(VENV)/bin/pytest
+
+# The real-kernel end-to-end tests: a QEMU guest with kdump, NFS and a panic (tests/e2e).
+e2e: $(STAMP)
+	$(VENV)/bin/pytest -m vm tests/e2e
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache .hypothesis

@@ -15,6 +15,8 @@ from panicwatch.settings import Settings
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "slow: builds the container image with buildah and runs "
                             "it (about 5 min on a fresh machine, 1 min with the base cached)")
+    config.addinivalue_line("markers", "vm: real-kernel end-to-end tests in a QEMU guest (root, "
+                            "10-15 min; skipped unless selected with -m vm: make e2e)")
 
 
 Samples = dict[tuple[str, tuple[tuple[str, str], ...]], float]

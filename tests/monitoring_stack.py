@@ -153,8 +153,9 @@ def webhook_receiver() -> Iterator[Webhook]:
         server.server_close()
 
 
-def alertmanager_config(webhook_url: str) -> str:
-    # critical pages; everything else goes nowhere (warning would be a ticket queue in real life)
+def alertmanager_config(webhook_url: str, severities: str = "critical") -> str:
+    """Alerts whose severity matches the regex `severities` go to the webhook, the rest nowhere
+    (critical pages; warning would be a ticket queue in real life)."""
     return f"""\
 route:
   receiver: blackhole
@@ -163,7 +164,7 @@ route:
   group_interval: 1s
   repeat_interval: 1h
   routes:
-    - matchers: ['severity="critical"']
+    - matchers: ['severity=~"{severities}"']
       receiver: pager
 receivers:
   - name: blackhole

@@ -13,7 +13,7 @@ from panicwatch.parsers import distro
 from panicwatch.reader import HostReader
 from panicwatch.snapshots.kdump import KdumpState, read_kdump
 from panicwatch.snapshots.kernel import KernelState, read_kernel
-from panicwatch.snapshots.vmcores import VmcoreInventory, read_inventory
+from panicwatch.snapshots.vmcores import Dump, VmcoreInventory, read_inventory
 
 CRITICAL, WARNING, INFO = "critical", "warning", "info"
 SYSCTL_DROPIN = "/etc/sysctl.d/90-panic-on-lockup.conf"
@@ -92,7 +92,11 @@ def enable_fix(k: KdumpState) -> str:
         steps.append(f"systemctl unmask {unit}")
     if k.service.use_kdump is False:
         steps.append("set USE_KDUMP=1 in /etc/default/kdump-tools")
-    steps.append(f"systemctl enable --now {unit}")
+    if not k.service.enabled:
+        steps.append(f"systemctl enable {unit}")
+    # restart, not start: the kdump units are oneshot with RemainAfterExit, so after a
+    # `kexec -p -u` the unit is still "active" and a start would load nothing (seen on Debian)
+    steps.append(f"systemctl restart {unit}")
     return " && ".join(steps)
 
 
@@ -220,8 +224,13 @@ def check_vmcores(inv: VmcoreInventory) -> Check:
     extra = f", {incomplete} incomplete" if incomplete else ""
     return Check(name, WARNING, False,
                  f"{len(inv.dumps)} dump(s) waiting in {inv.crash_dir}{extra}, newest {newest.name}",
-                 f"read it (crash vmlinux {inv.crash_dir}/{newest.name}/vmcore, or its dmesg), "
-                 "then move it off the host or delete it")
+                 f"read it ({_read_dump_hint(newest)}), then move it off the host or delete it")
+
+
+def _read_dump_hint(dump: Dump) -> str:
+    how = [f"crash vmlinux {dump.core}"] if dump.core else []
+    how += [f"less {dump.dmesg}"] if dump.dmesg else []
+    return " or ".join(how) or "nothing readable in it: an interrupted capture"
 
 
 def _sysctl_check(kernel: KernelState, name: str, settings: dict[str, int], what: str) -> Check:

@@ -58,6 +58,15 @@ def is_incomplete_marker(name: str) -> bool:
     return bool(_INCOMPLETE_FILE.match(name))
 
 
+def core_file(names: list[str]) -> str | None:
+    """The dump file itself (vmcore, dump.<stamp>, ...), preferring a finished one."""
+    finished = sorted(n for n in names if _DUMP_FILE.match(n))
+    if finished:
+        return finished[-1]
+    partial = sorted(n for n in names if is_dump_file(n))
+    return partial[-1] if partial else None
+
+
 def dmesg_file(names: list[str]) -> str | None:
     """The dmesg the capture saved beside the dump, preferring the finished one."""
     present = set(names)

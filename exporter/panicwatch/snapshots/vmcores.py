@@ -33,6 +33,7 @@ class Dump:
     incomplete: bool
     bytes: int
     dmesg: str | None  # host-absolute path of the saved dmesg
+    core: str | None  # host-absolute path of the dump file (vmcore, dump.<stamp>, ...)
 
 
 @dataclass(frozen=True)
@@ -128,13 +129,15 @@ def scan_crash_dir(reader: HostReader, crash_dir: str) -> VmcoreInventory:
         incomplete = incomplete or not has_dump
         stamp = named.stamp.replace(tzinfo=zone).timestamp() if named and named.stamp else mtime
         dmesg = vmcore_layout.dmesg_file(names)
+        core = vmcore_layout.core_file(names)
         dumps.append(Dump(
             name=entry.name,
             layout=named.layout if named else "unknown",
             timestamp=stamp,
             incomplete=incomplete,
             bytes=size,
-            dmesg=f"{crash_dir.rstrip('/')}/{entry.name}/{dmesg}" if dmesg else None,
+            dmesg=f"{sub}/{dmesg}" if dmesg else None,
+            core=f"{sub}/{core}" if core else None,
         ))
     return VmcoreInventory(crash_dir, tuple(sorted(dumps, key=lambda d: d.name)))
 

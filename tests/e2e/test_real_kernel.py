@@ -1,0 +1,625 @@
+"""panicwatch on a real kernel (issue 8): Debian 12's 6.1 kernel in a QEMU guest (TCG), with real
+kdump, a real NFS server and client on the guest's loopback, a real stall, a real panic and the
+page that follows, through a Prometheus, an Alertmanager and a webhook receiver in the guest.
+
+Two boots of one disk (a qcow2 overlay on the cached image, see image.py and vm.py):
+boot 1 runs the armed, disarmed, NFS traffic and stall scenarios, then panics the guest with
+sysrq; the capture kernel writes the dump and QEMU exits; boot 2 checks what panicwatch says about
+the dump. The tests run in file order and share the boots, so they are one story: a failure in
+one usually fails those after it.
+
+Selected only with `-m vm` (`make e2e`): they need root, QEMU and about 15-25 minutes on two
+cores. On failure the serial logs and the share of each boot (webhook notifications, journal,
+processes) are copied to tests/e2e/artifacts/<time>/ and the path is printed.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import re
+import shutil
+import time
+import urllib.parse
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import image as image_mod
+import pytest
+import vm
+from prometheus_client.parser import text_string_to_metric_families
+
+pytestmark = pytest.mark.vm
+
+E2E = Path(__file__).resolve().parent
+REPO = E2E.parent.parent
+ARTIFACTS = E2E / "artifacts"
+FIXTURES = REPO / "tests" / "fixtures" / "real"
+PANICWATCH = "/opt/panicwatch/bin/panicwatch"
+METRICS = f"http://{image_mod.PANICWATCH_ADDRESS}/metrics"
+PROMETHEUS = f"http://{image_mod.PROMETHEUS_ADDRESS}"
+CRASH_SIZE = 256 * 1024 * 1024  # crashkernel=256M on the guest's command line
+MOUNTS = {"/mnt/nfs3": "3", "/mnt/nfs42": "4.2"}
+
+BOOT_TIMEOUT_S = 420  # TCG on a shared 2-core machine: 1-4 minutes to the agent
+SERVICES_TIMEOUT_S = 300
+ALERT_TIMEOUT_S = 180
+PANIC_TIMEOUT_S = 900  # panic, capture kernel boot, makedumpfile, reboot (QEMU exits)
+STALL_TIMEOUT_S = 420
+RECOVERY_TIMEOUT_S = 300
+STALL_ALERT_INFLIGHT_S = 60  # NFSMountStalled: panicwatch_canary_probe_inflight_seconds > 60
+SCRAPE_LIMIT_S = 1.0  # the issue's bound for a scrape during the stall (see scrape_limit)
+
+Samples = dict[tuple[str, tuple[tuple[str, str], ...]], float]
+
+
+# --- helpers ---------------------------------------------------------------------------------
+
+
+def parse_samples(text: str) -> Samples:
+    samples: Samples = {}
+    for family in text_string_to_metric_families(text):
+        for s in family.samples:
+            samples[(s.name, tuple(sorted(s.labels.items())))] = s.value
+    return samples
+
+
+def value(samples: Samples, name: str, **labels: str) -> float | None:
+    return samples.get((name, tuple(sorted(labels.items()))))
+
+
+def series(samples: Samples, name: str) -> dict[tuple[tuple[str, str], ...], float]:
+    return {labels: v for (n, labels), v in samples.items() if n == name}
+
+
+def kernel_mountstats(text: str) -> dict[str, dict[str, list[int]]]:
+    """/proc/self/mountstats -> {mountpoint: {op: [9 per-op numbers]}} for NFS mounts; a minimal
+    reading of the kernel's format, independent of panicwatch's parser."""
+    out: dict[str, dict[str, list[int]]] = {}
+    current: dict[str, list[int]] | None = None
+    in_ops = False
+    for line in text.splitlines():
+        m = re.match(r"device \S+ mounted on (\S+) with fstype (nfs4?)\b", line)
+        if m:
+            current, in_ops = out.setdefault(m[1], {}), False
+            continue
+        if line.startswith("device "):
+            current = None
+            continue
+        if current is None:
+            continue
+        if line.strip() == "per-op statistics":
+            in_ops = True
+            continue
+        m = re.match(r"\s+([A-Z_0-9]+): ((?:\d+ ?)+)$", line)
+        if in_ops and m:
+            current[m[1]] = [int(v) for v in m[2].split()]
+    return out
+
+
+def stress_summary(text: str) -> dict[str, Any]:
+    ops = re.search(r"^ops:\s+(\d+)", text, re.M)
+    errors = re.search(r"^errors:\s+(\d+)", text, re.M)
+    duration = re.search(r"^duration:\s+([\d.]+) s", text, re.M)
+    assert ops and errors and duration, f"unexpected stress summary:\n{text}"
+    return {"ops": int(ops[1]), "errors": int(errors[1]), "seconds": float(duration[1])}
+
+
+@dataclass
+class Run:
+    """One e2e run: the image, the overlay disk, the boots, the stage timings."""
+
+    image: image_mod.Image
+    workdir: Path
+    disk: Path
+    guests: list[vm.Guest] = field(default_factory=list)
+    timings: dict[str, float] = field(default_factory=dict)
+    notes: dict[str, Any] = field(default_factory=dict)
+
+    def __repr__(self) -> str:
+        return f"Run({self.workdir})"
+
+    @property
+    def guest(self) -> vm.Guest:
+        return self.guests[-1]
+
+    def boot(self, name: str) -> vm.Guest:
+        guest = vm.Guest(self.image, self.disk, self.workdir, name)
+        self.guests.append(guest)
+        start = time.monotonic()
+        guest.start()
+        guest.wait_ready(BOOT_TIMEOUT_S)
+        self.timings[f"{name}_agent"] = time.monotonic() - start
+        guest.wait_for("panicwatch, Prometheus and Alertmanager answer", lambda: all(
+            guest.http(url, 10).status == 200 for url in (
+                f"http://{image_mod.PANICWATCH_ADDRESS}/healthz", f"{PROMETHEUS}/-/ready",
+                f"http://{image_mod.ALERTMANAGER_ADDRESS}/-/ready")), SERVICES_TIMEOUT_S, 3)
+        guest.wait_for("Prometheus scraped panicwatch", lambda: self.query(
+            'up{job="panicwatch"} == 1'), SERVICES_TIMEOUT_S, 3)
+        guest.wait_for("kdump-tools loaded the crash kernel",
+                       lambda: guest.read("/sys/kernel/kexec_crash_loaded").strip() == "1",
+                       SERVICES_TIMEOUT_S, 3)
+        self.timings[f"{name}_ready"] = time.monotonic() - start
+        return guest
+
+    # --- in-guest reads ---
+
+    def scrape(self, timeout: float = 30) -> tuple[Samples, float]:
+        r = self.guest.http(METRICS, timeout)
+        assert r.status == 200, f"scrape failed: {r.status} {r.error}"
+        return parse_samples(r.body), r.seconds
+
+    def query(self, expr: str) -> list[dict[str, Any]]:
+        r = self.guest.http(f"{PROMETHEUS}/api/v1/query?" + urllib.parse.urlencode({"query": expr}), 30)
+        assert r.status == 200, f"{expr}: {r.status} {r.error} {r.body[:500]}"
+        return json.loads(r.body)["data"]["result"]
+
+    def check(self, *args: str) -> vm.Result:
+        return self.guest.sh(f"{PANICWATCH} check {' '.join(args)}", 120)
+
+    # --- the pager ---
+
+    def notifications(self) -> list[dict[str, Any]]:
+        path = self.guest.share / "webhook.jsonl"
+        if not path.exists():
+            return []
+        return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+
+    def alerts(self, alertname: str, status: str, **labels: str) -> list[dict[str, Any]]:
+        return [a for note in self.notifications() for a in note.get("alerts", [])
+                if a["labels"].get("alertname") == alertname and a["status"] == status
+                and all(a["labels"].get(k) == v for k, v in labels.items())]
+
+    def wait_alert(self, alertname: str, status: str, timeout: float = ALERT_TIMEOUT_S,
+                   **labels: str) -> dict[str, Any]:
+        start = time.monotonic()
+        found = self.guest.wait_for(f"webhook: {alertname} {status} {labels}",
+                                    lambda: self.alerts(alertname, status, **labels), timeout, 2)
+        self.timings[f"alert {alertname} {status}"] = time.monotonic() - start
+        return found[0]
+
+    # --- fixtures for the unit tests ---
+
+    def save_kernel_files(self, state: str) -> Path:
+        """The guest's real NFS client files into share/real/<kernel>/<state>/."""
+        kver = self.guest.boot["kernel"]
+        rel = f"real/{kver}/{state}"
+        self.guest.sh(f"""set -e
+            d=/share/{rel}; rm -rf $d; mkdir -p $d/sunrpc $d/sys-sunrpc
+            cat /proc/self/mountstats > $d/mountstats
+            cat /proc/self/mountinfo > $d/mountinfo
+            cat /proc/net/rpc/nfs > $d/net-rpc-nfs
+            cd /sys/kernel/debug/sunrpc
+            for f in rpc_clnt/*/tasks rpc_clnt/*/info rpc_xprt/*/info; do
+                [ -e "$f" ] || continue; mkdir -p $d/sunrpc/$(dirname $f); cat $f > $d/sunrpc/$f
+            done
+            for c in rpc_clnt/*; do  # which transport each client uses (a symlink in debugfs)
+                readlink $c/xprt > $d/sunrpc/$c/xprt.link 2>/dev/null || true
+            done
+            cd /sys/kernel/sunrpc
+            find . -type f | while read -r f; do
+                mkdir -p $d/sys-sunrpc/$(dirname $f); cat $f > $d/sys-sunrpc/$f 2>/dev/null || true
+            done
+            uname -r > $d/uname-r; uname -v > $d/uname-v
+        """, 120).check()
+        return self.guest.share / rel
+
+
+def scrape_limit(idle: list[float]) -> float:
+    """The bound for a scrape during the stall. The issue asks for 1 s; under TCG on a shared
+    2-core machine an idle scrape alone takes 0.5-3 s (every syscall is emulated), so the bound is
+    1 s on top of the slowest idle scrape measured in the minute before (by the agent and by
+    Prometheus): a scrape that waited on the hung mount would take the whole stall (minutes) and
+    time out (Prometheus: up 0 after 5 s), far past either."""
+    return SCRAPE_LIMIT_S + max(idle)
+
+
+# --- the run ---------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def run(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Run]:
+    markexpr = request.config.getoption("markexpr") or ""
+    if "vm" not in markexpr or "not vm" in markexpr:
+        pytest.skip("real-kernel e2e: select it with -m vm (make e2e)")
+    if os.geteuid() != 0:
+        pytest.fail("the real-kernel e2e needs root (debootstrap, chroot, mkfs -d)")
+    failed_before = request.session.testsfailed
+    total = time.monotonic()
+    start = time.monotonic()
+    image = image_mod.build()
+    workdir = tmp_path_factory.mktemp("e2e")
+    the_run = Run(image, workdir, vm.overlay(image, workdir / "overlay.qcow2"))
+    the_run.timings.update({f"image.{k}": v for k, v in image.timings.items()})
+    the_run.timings["image"] = time.monotonic() - start
+    the_run.notes["image"] = {"dir": str(image.dir), "built": image.built,
+                              "kernel": image.kernel_version}
+    reporter = request.config.pluginmanager.get_plugin("terminalreporter")
+    try:
+        yield the_run
+    finally:
+        for guest in the_run.guests:
+            guest.collect_diagnostics()
+            guest.close()
+        the_run.timings["total"] = time.monotonic() - total
+        (workdir / "timings.json").write_text(json.dumps(
+            {"timings": the_run.timings, "notes": the_run.notes}, indent=1))
+        lines = [f"  {k:<40} {v:8.1f} s" for k, v in the_run.timings.items()]
+        kept = f"e2e work directory: {workdir}"
+        if request.session.testsfailed > failed_before:
+            dest = ARTIFACTS / time.strftime("%Y%m%d-%H%M%S")
+            shutil.copytree(workdir, dest, ignore=shutil.ignore_patterns("*.qcow2"))
+            kept = f"e2e FAILED: serial logs, shares and timings kept in {dest}"
+        capman = request.config.pluginmanager.getplugin("capturemanager")
+        if reporter is not None and capman is not None:
+            with capman.global_and_fixture_disabled():
+                reporter.write_line("")
+                reporter.write_line(f"real-kernel e2e stage timings ({image.kernel_version}):")
+                for line in lines:
+                    reporter.write_line(line)
+                reporter.write_line(kept)
+        else:
+            print(kept)
+
+
+@pytest.fixture(scope="module")
+def boot1(run: Run) -> vm.Guest:
+    return run.boot("boot1")
+
+
+def timed(run: Run, name: str) -> Any:
+    class Timer:
+        def __enter__(self) -> None:
+            self.start = time.monotonic()
+
+        def __exit__(self, *exc: object) -> None:
+            run.timings[name] = time.monotonic() - self.start
+
+    return Timer()
+
+
+# --- scenario 1: armed -----------------------------------------------------------------------
+
+
+def test_armed(run: Run, boot1: vm.Guest) -> None:
+    with timed(run, "scenario1_armed"):
+        assert boot1.read("/sys/kernel/kexec_crash_loaded").strip() == "1"
+        assert int(boot1.read("/sys/kernel/kexec_crash_size")) == CRASH_SIZE
+        check = run.check()
+        assert check.rc == 0, check.stdout + check.stderr
+        assert re.search(r"PASS\s+crash_kernel_loaded", check.stdout), check.stdout
+        report = json.loads(run.check("--format", "json").stdout)
+        assert report["ready"] is True
+
+        samples, _ = run.scrape()
+        assert value(samples, "panicwatch_kdump_loaded") == 1
+        assert value(samples, "panicwatch_kdump_crash_memory_reserved_bytes") == CRASH_SIZE
+        assert value(samples, "panicwatch_kdump_crash_memory_requested_bytes") == CRASH_SIZE
+        assert value(samples, "panicwatch_kdump_service_enabled") == 1
+        assert value(samples, "panicwatch_panic_ready") == 1
+        failed = {dict(k)["collector"]: v for k, v in
+                  series(samples, "panicwatch_collector_success").items() if v != 1}
+        assert not failed, f"collectors failing in a healthy guest: {failed}"
+        # Prometheus in the guest has the same view
+        assert [r["value"][1] for r in run.query("panicwatch_kdump_loaded")] == ["1"]
+        assert not run.alerts("KdumpNotArmed", "firing")
+
+
+# --- scenario 2: disarmed --------------------------------------------------------------------
+
+
+def test_disarmed(run: Run, boot1: vm.Guest) -> None:
+    with timed(run, "scenario2_disarmed"):
+        boot1.sh("kexec -p -u", 60).check()
+        try:
+            assert boot1.read("/sys/kernel/kexec_crash_loaded").strip() == "0"
+            samples, _ = run.scrape()
+            assert value(samples, "panicwatch_kdump_loaded") == 0
+            assert value(samples, "panicwatch_readiness_check", check="crash_kernel_loaded") == 0
+            assert value(samples, "panicwatch_panic_ready") == 0
+            check = run.check()
+            run.notes["check_disarmed"] = check.stdout
+            assert check.rc == 1, check.stdout + check.stderr
+            assert re.search(r"FAIL\s+crash_kernel_loaded", check.stdout), check.stdout
+            assert "fix: " in check.stdout and "kdump-tools" in check.stdout, check.stdout
+            assert "NOT READY" in check.stdout
+            page = run.wait_alert("KdumpNotArmed", "firing")
+            assert page["labels"]["severity"] == "critical"
+            assert page["labels"]["instance"] == "pw-guest"
+        finally:
+            boot1.sh("kdump-config load", 180)
+        assert boot1.read("/sys/kernel/kexec_crash_loaded").strip() == "1"
+        samples, _ = run.scrape()
+        assert value(samples, "panicwatch_kdump_loaded") == 1
+        assert run.check().rc == 0
+        run.wait_alert("KdumpNotArmed", "resolved")
+
+
+def test_disarmed_fix_rearms(run: Run, boot1: vm.Guest) -> None:
+    """The fix `check` prints for a disarmed Debian host must re-arm it when run as printed."""
+    with timed(run, "scenario2_fix"):
+        boot1.sh("kexec -p -u", 60).check()
+        try:
+            check = run.check("--format", "json")
+            fix = next(c["fix"] for c in json.loads(check.stdout)["checks"]
+                       if c["name"] == "crash_kernel_loaded")
+            command = fix.split(";")[0]
+            run.notes["disarmed_fix"] = fix
+            result = boot1.sh(command, 180)
+            run.notes["disarmed_fix_result"] = [result.rc, result.stdout, result.stderr]
+            loaded = boot1.read("/sys/kernel/kexec_crash_loaded").strip()
+        finally:
+            boot1.sh("kdump-config load", 180)
+        # the unit is oneshot+RemainAfterExit, still "active" after `kexec -p -u`: only a
+        # restart loads the crash kernel again (an earlier fix said `enable --now`, a no-op)
+        assert loaded == "1", f"the printed fix `{command}` left kdump unloaded"
+
+
+# --- scenario 3: NFS traffic -----------------------------------------------------------------
+
+PER_OP = {  # panicwatch family -> (index in the kernel's per-op line, scale to base units)
+    "panicwatch_nfs_operations_total": (0, 1),
+    "panicwatch_nfs_operation_transmissions_total": (1, 1),
+    "panicwatch_nfs_operation_major_timeouts_total": (2, 1),
+    "panicwatch_nfs_operation_queue_seconds_total": (5, 1e-3),
+    "panicwatch_nfs_operation_rtt_seconds_total": (6, 1e-3),
+    "panicwatch_nfs_operation_execute_seconds_total": (7, 1e-3),
+    "panicwatch_nfs_operation_errors_total": (8, 1),
+}
+
+
+def counters_between(before: dict[str, dict[str, list[int]]], samples: Samples,
+                     after: dict[str, dict[str, list[int]]]) -> int:
+    """Every per-op counter panicwatch exports for the NFS mounts lies between the kernel's
+    values read just before and just after the scrape. Returns how many were compared."""
+    compared = 0
+    for family, (index, scale) in PER_OP.items():
+        for labels, got in series(samples, family).items():
+            lab = dict(labels)
+            mnt, op = lab["mountpoint"], lab["op"]
+            lo, hi = before[mnt][op][index] * scale, after[mnt][op][index] * scale
+            assert lo - 1e-9 <= got <= hi + 1e-9, f"{family}{lab}: {got} not in [{lo}, {hi}]"
+            compared += 1
+    return compared
+
+
+def kernel_and_scrape(run: Run) -> tuple[dict[str, dict[str, list[int]]], Samples,
+                                         dict[str, dict[str, list[int]]]]:
+    before = kernel_mountstats(run.guest.read("/proc/self/mountstats"))
+    samples, _ = run.scrape()
+    after = kernel_mountstats(run.guest.read("/proc/self/mountstats"))
+    return before, samples, after
+
+
+def stress(run: Run, paths: list[str], op: str, seconds: int = 10) -> dict[str, Any]:
+    r = run.guest.sh(f"{PANICWATCH} stress --op {op} --workers 4 --duration {seconds} "
+                     + " ".join(paths), seconds + 120)
+    summary = stress_summary(r.stdout)
+    assert r.rc == 0 and summary["errors"] == 0, r.stdout + r.stderr
+    return summary
+
+
+def test_nfs_traffic(run: Run, boot1: vm.Guest) -> None:
+    with timed(run, "scenario3_nfs_traffic"):
+        samples, _ = run.scrape()
+        info = {dict(k)["mountpoint"]: dict(k) for k in series(samples, "panicwatch_nfs_mount_info")}
+        for mnt, version in MOUNTS.items():
+            assert info[mnt]["version"] == version
+            assert info[mnt]["server"] == "127.0.0.1"
+            assert info[mnt]["export"] == image_mod.NFS_EXPORT
+            assert info[mnt]["proto"] == "tcp"
+
+        # idle: panicwatch's per-op numbers are the kernel's
+        assert counters_between(*kernel_and_scrape(run)) > 20
+
+        # stat: every lstat is at least one GETATTR (actimeo=0), at most one per path component
+        before = kernel_mountstats(boot1.read("/proc/self/mountstats"))
+        s0, _ = run.scrape()
+        summary = stress(run, [f"{m}/tree" for m in MOUNTS], "stat")
+        s1, _ = run.scrape()
+        after = kernel_mountstats(boot1.read("/proc/self/mountstats"))
+        delta = {m: (value(s1, "panicwatch_nfs_operations_total", mountpoint=m, op="GETATTR") or 0)
+                 - (value(s0, "panicwatch_nfs_operations_total", mountpoint=m, op="GETATTR") or 0)
+                 for m in MOUNTS}
+        kernel_delta = {m: after[m]["GETATTR"][0] - before[m]["GETATTR"][0] for m in MOUNTS}
+        run.notes["stress_stat"] = {"summary": summary, "getattr_delta": delta,
+                                    "kernel_getattr_delta": kernel_delta}
+        assert summary["ops"] > 0
+        # panicwatch's deltas equal the kernel's up to what ran between the reads (the canary)
+        for m in MOUNTS:
+            assert kernel_delta[m] - 5 <= delta[m] <= kernel_delta[m]
+        depth = 4  # mount root, tree, dNN, fNNN: each may be revalidated with a GETATTR
+        entries = image_mod.TREE_DIRS * (image_mod.TREE_FILES + 1) + 1
+        # each component may also revalidate its parent directory: 2 GETATTRs per component
+        assert summary["ops"] <= sum(delta.values()) <= 2 * (depth + 1) * summary["ops"] + 2 * entries
+
+        # statvfs: exactly one FSSTAT (v3) / STATFS (v4.2) per call, plus the canary's probes
+        for mnt, op in (("/mnt/nfs3", "FSSTAT"), ("/mnt/nfs42", "STATFS")):
+            s0, _ = run.scrape()
+            t0 = time.monotonic()
+            summary = stress(run, [f"{mnt}/tree"], "statvfs")
+            s1, _ = run.scrape()
+            window = time.monotonic() - t0
+            got = (value(s1, "panicwatch_nfs_operations_total", mountpoint=mnt, op=op) or 0) - (
+                value(s0, "panicwatch_nfs_operations_total", mountpoint=mnt, op=op) or 0)
+            canary = math.ceil(window / 9) + 1  # one statvfs per round, interval 10 s - 10%
+            run.notes[f"stress_statvfs {mnt}"] = {"summary": summary, "delta": got,
+                                                   "window": window}
+            assert summary["ops"] <= got <= summary["ops"] + canary, (mnt, op, summary, got)
+
+        run.save_kernel_files("idle")  # after the traffic, so the fixtures hold moving counters
+        before, samples, after = kernel_and_scrape(run)
+        assert counters_between(before, samples, after) > 20
+        assert value(samples, "panicwatch_nfs_parse_errors_total") == 0
+        assert value(samples, "panicwatch_collector_success", collector="nfs") == 1
+        rpc = boot1.read("/proc/net/rpc/nfs")
+        calls = int(re.search(r"^rpc (\d+)", rpc, re.M)[1])  # type: ignore[index]
+        assert 0 < (value(samples, "panicwatch_rpc_calls_total") or 0) <= calls
+
+
+# --- scenario 4: stall -----------------------------------------------------------------------
+
+NFT_ADD = ("nft add table inet pwe2e && nft add chain inet pwe2e out "
+           "'{ type filter hook output priority 0; }' && "
+           "nft add rule inet pwe2e out oifname lo tcp dport 2049 drop")
+NFT_DEL = "nft delete table inet pwe2e"
+
+
+def stall_state(samples: Samples) -> dict[str, float]:
+    inflight = {dict(k)["mountpoint"]: v for k, v in
+                series(samples, "panicwatch_canary_probe_inflight_seconds").items()}
+    return {
+        "inflight_nfs3": inflight.get("/mnt/nfs3", 0.0),
+        "inflight_nfs42": inflight.get("/mnt/nfs42", 0.0),
+        "rpc_tasks_stuck": value(samples, "panicwatch_rpc_tasks_stuck", server="127.0.0.1") or 0,
+        "blocked_rpc": value(samples, "panicwatch_blocked_tasks", wait="rpc") or 0,
+        "blocked_nfs": value(samples, "panicwatch_blocked_tasks", wait="nfs") or 0,
+    }
+
+
+def test_stall(run: Run, boot1: vm.Guest) -> None:
+    idle = [run.scrape()[1] for _ in range(5)]
+    prom_idle = run.query("max_over_time(scrape_duration_seconds{job='panicwatch'}[60s])")
+    idle.append(float(prom_idle[0]["value"][1]))
+    limit = scrape_limit(idle)
+    run.notes["stall_idle_scrapes"] = idle
+    scrapes: list[tuple[float, int | None, float]] = []
+    start = time.monotonic()
+    prom_start = time.time()
+    try:
+        boot1.sh(NFT_ADD, 60).check()
+        # an application touching the mounts: it hangs in D state like the canary's probe
+        boot1.sh("for m in /mnt/nfs3 /mnt/nfs42; do (setsid stat $m/tree/d01/f001 "
+                 ">/tmp/stall-stat-$(basename $m).out 2>&1 &); done", 30).check()
+        saved = False
+        state: dict[str, float] = {}
+        alerts_seen: set[str] = set()
+        while True:
+            r = boot1.http(METRICS, 30)
+            scrapes.append((time.monotonic() - start, r.status, r.seconds))
+            if r.status == 200:
+                state = stall_state(parse_samples(r.body))
+            if not saved and state.get("inflight_nfs3", 0) > 30:
+                run.save_kernel_files("stall")
+                saved = True
+            for name in ("NFSMountStalled", "NFSStuckRPCs"):
+                if run.alerts(name, "firing"):
+                    alerts_seen.add(name)
+            done = (state.get("inflight_nfs3", 0) > STALL_ALERT_INFLIGHT_S
+                    and state.get("inflight_nfs42", 0) > STALL_ALERT_INFLIGHT_S
+                    and state.get("rpc_tasks_stuck", 0) >= 1
+                    and state.get("blocked_rpc", 0) + state.get("blocked_nfs", 0) >= 1
+                    and alerts_seen == {"NFSMountStalled", "NFSStuckRPCs"})
+            if done:
+                break
+            if time.monotonic() - start > STALL_TIMEOUT_S:
+                pytest.fail(f"stall not fully seen within {STALL_TIMEOUT_S} s: last state {state}, "
+                            f"alerts {sorted(alerts_seen)}, scrapes {scrapes[-5:]}")
+            time.sleep(3)
+        run.timings["scenario4_stall_detected"] = time.monotonic() - start
+        run.notes["stall_state"] = state
+        stall_window = math.ceil(time.time() - prom_start)
+        prom_max = run.query(f"max_over_time(scrape_duration_seconds{{job='panicwatch'}}[{stall_window}s])")
+        prom_up = run.query(f"min_over_time(up{{job='panicwatch'}}[{stall_window}s])")
+    finally:
+        boot1.sh(NFT_DEL, 60)
+    run.notes["stall_scrapes"] = scrapes
+    run.notes["stall_prometheus_max_scrape"] = prom_max
+    stalled = [alert for name in ("NFSMountStalled",) for alert in run.alerts(name, "firing")]
+    assert {a["labels"]["mountpoint"] for a in stalled} >= {"/mnt/nfs3", "/mnt/nfs42"}
+    assert run.alerts("NFSStuckRPCs", "firing", server="127.0.0.1")
+
+    # no scrape waited on the hung mounts
+    failed = [s for s in scrapes if s[1] != 200]
+    assert not failed, f"scrapes failed during the stall: {failed}"
+    slow = [s for s in scrapes if s[2] > limit]
+    assert not slow, f"scrapes over {limit:.2f} s (idle {idle}) during the stall: {slow}"
+    assert prom_up and float(prom_up[0]["value"][1]) == 1, prom_up
+    assert float(prom_max[0]["value"][1]) <= limit, prom_max
+
+    # recovery
+    recovered = time.monotonic()
+    boot1.wait_for("the mounts answer again and panicwatch sees it", lambda: (
+        lambda s: s["inflight_nfs3"] == 0 and s["inflight_nfs42"] == 0
+        and s["rpc_tasks_stuck"] == 0 and s["blocked_rpc"] + s["blocked_nfs"] == 0
+    )(stall_state(run.scrape()[0])), RECOVERY_TIMEOUT_S, 3)
+    run.timings["scenario4_recovered"] = time.monotonic() - recovered
+    out = boot1.sh("cat /tmp/stall-stat-nfs3.out /tmp/stall-stat-nfs42.out", 30).stdout
+    assert out.count("File: ") == 2, out
+    run.wait_alert("NFSMountStalled", "resolved", RECOVERY_TIMEOUT_S)
+    run.wait_alert("NFSStuckRPCs", "resolved", RECOVERY_TIMEOUT_S)
+    run.timings["scenario4_stall"] = time.monotonic() - start
+
+
+def test_save_fixtures(run: Run, boot1: vm.Guest) -> None:
+    """The real files go to tests/fixtures/real/<kernel>/ when that is missing or when
+    PANICWATCH_E2E_SAVE_FIXTURES=1 (so a normal run leaves the checkout clean)."""
+    src = boot1.share / "real" / boot1.boot["kernel"]
+    assert (src / "idle" / "mountstats").exists() and (src / "stall" / "mountstats").exists()
+    dest = FIXTURES / boot1.boot["kernel"]
+    if os.environ.get("PANICWATCH_E2E_SAVE_FIXTURES") == "1" or not dest.exists():
+        shutil.rmtree(dest, ignore_errors=True)
+        shutil.copytree(src, dest)
+
+
+# --- scenario 5: panic -----------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def boot2(run: Run, boot1: vm.Guest) -> vm.Guest:
+    assert boot1.read("/sys/kernel/kexec_crash_loaded").strip() == "1"
+    start = time.monotonic()
+    boot1.sh("sync; (sleep 2; echo c > /proc/sysrq-trigger) >/dev/null 2>&1 &", 30).check()
+    boot1.wait_exit(PANIC_TIMEOUT_S)
+    run.timings["panic_and_capture"] = time.monotonic() - start
+    serial = boot1.serial.read_text(errors="replace")
+    run.notes["capture_serial"] = [line for line in serial.splitlines()
+                                  if "kdump" in line.lower() or "sysrq" in line.lower()][-40:]
+    assert "sysrq: Trigger a crash" in serial, boot1.serial_tail()
+    return run.boot("boot2")
+
+
+def test_panic(run: Run, boot2: vm.Guest) -> None:
+    with timed(run, "scenario5_panic_checks"):
+        listing = boot2.sh("cd /var/crash && stat -c '%n %s' */dump.* */dmesg.*", 30).check().stdout
+        files = dict(line.rsplit(" ", 1) for line in listing.splitlines())
+        dumps = {k: int(v) for k, v in files.items() if "/dump." in k}
+        assert len(dumps) == 1, listing
+        (dump, size), = dumps.items()
+        run.notes["dump"] = {"file": dump, "bytes": size}
+
+        samples, _ = run.scrape()
+        assert value(samples, "panicwatch_vmcores") == 1
+        assert value(samples, "panicwatch_vmcores_incomplete") == 0
+        assert value(samples, "panicwatch_vmcore_bytes") == size
+        info = [dict(k) for k in series(samples, "panicwatch_last_panic_info")]
+        run.notes["last_panic_info"] = info
+        assert len(info) == 1 and "sysrq" in info[0]["reason"].lower(), info
+        assert info[0]["dump"] == dump.split("/")[0]
+        assert value(samples, "panicwatch_readiness_check", check="no_vmcore_pending") == 0
+
+        check = run.check()
+        run.notes["check_after_panic"] = check.stdout
+        assert re.search(r"FAIL\s+no_vmcore_pending\s+1 dump\(s\) waiting in /var/crash", check.stdout), \
+            check.stdout
+        assert dump.split("/")[0] in check.stdout
+
+        pending = run.wait_alert("VmcorePending", "firing")
+        assert pending["labels"]["severity"] == "warning"
+        panicked = run.wait_alert("HostPanicked", "firing")
+        assert "sysrq" in panicked["labels"].get("reason", "").lower(), panicked
+        assert "sysrq" in panicked["annotations"]["description"].lower()
+
+
+def test_panic_fix_names_the_dump(run: Run, boot2: vm.Guest) -> None:
+    """The fix for a pending dump names a file that exists in the dump's directory."""
+    report = json.loads(run.check("--format", "json").stdout)
+    fix = next(c["fix"] for c in report["checks"] if c["name"] == "no_vmcore_pending")
+    path = re.search(r"(/var/crash/\S+)", fix)
+    assert path, fix
+    exists = boot2.sh(f"test -e {path[1].rstrip(',)')}", 30).rc == 0
+    run.notes["vmcore_fix"] = fix
+    assert exists, f"the fix `{fix}` names {path[1]}, which is not in the dump's directory"
