@@ -30,7 +30,8 @@ from typing import Any
 import image as image_mod
 import pytest
 import vm
-from prometheus_client.parser import text_string_to_metric_families
+
+from conftest import Samples, names, scrape_text, value
 
 pytestmark = pytest.mark.vm
 
@@ -53,26 +54,8 @@ RECOVERY_TIMEOUT_S = 300
 STALL_ALERT_INFLIGHT_S = 60  # NFSMountStalled: panicwatch_canary_probe_inflight_seconds > 60
 SCRAPE_LIMIT_S = 1.0  # the issue's bound for a scrape during the stall (see scrape_limit)
 
-Samples = dict[tuple[str, tuple[tuple[str, str], ...]], float]
-
 
 # --- helpers ---------------------------------------------------------------------------------
-
-
-def parse_samples(text: str) -> Samples:
-    samples: Samples = {}
-    for family in text_string_to_metric_families(text):
-        for s in family.samples:
-            samples[(s.name, tuple(sorted(s.labels.items())))] = s.value
-    return samples
-
-
-def value(samples: Samples, name: str, **labels: str) -> float | None:
-    return samples.get((name, tuple(sorted(labels.items()))))
-
-
-def series(samples: Samples, name: str) -> dict[tuple[tuple[str, str], ...], float]:
-    return {labels: v for (n, labels), v in samples.items() if n == name}
 
 
 def kernel_mountstats(text: str) -> dict[str, dict[str, list[int]]]:
@@ -150,7 +133,7 @@ class Run:
     def scrape(self, timeout: float = 30) -> tuple[Samples, float]:
         r = self.guest.http(METRICS, timeout)
         assert r.status == 200, f"scrape failed: {r.status} {r.error}"
-        return parse_samples(r.body), r.seconds
+        return scrape_text(r.body), r.seconds
 
     def query(self, expr: str) -> list[dict[str, Any]]:
         r = self.guest.http(f"{PROMETHEUS}/api/v1/query?" + urllib.parse.urlencode({"query": expr}), 30)
@@ -301,7 +284,7 @@ def test_armed(run: Run, boot1: vm.Guest) -> None:
         assert value(samples, "panicwatch_kdump_service_enabled") == 1
         assert value(samples, "panicwatch_panic_ready") == 1
         failed = {dict(k)["collector"]: v for k, v in
-                  series(samples, "panicwatch_collector_success").items() if v != 1}
+                  names(samples, "panicwatch_collector_success").items() if v != 1}
         assert not failed, f"collectors failing in a healthy guest: {failed}"
         # Prometheus in the guest has the same view
         assert [r["value"][1] for r in run.query("panicwatch_kdump_loaded")] == ["1"]
@@ -377,7 +360,7 @@ def counters_between(before: dict[str, dict[str, list[int]]], samples: Samples,
     values read just before and just after the scrape. Returns how many were compared."""
     compared = 0
     for family, (index, scale) in PER_OP.items():
-        for labels, got in series(samples, family).items():
+        for labels, got in names(samples, family).items():
             lab = dict(labels)
             mnt, op = lab["mountpoint"], lab["op"]
             lo, hi = before[mnt][op][index] * scale, after[mnt][op][index] * scale
@@ -405,7 +388,7 @@ def stress(run: Run, paths: list[str], op: str, seconds: int = 10) -> dict[str, 
 def test_nfs_traffic(run: Run, boot1: vm.Guest) -> None:
     with timed(run, "scenario3_nfs_traffic"):
         samples, _ = run.scrape()
-        info = {dict(k)["mountpoint"]: dict(k) for k in series(samples, "panicwatch_nfs_mount_info")}
+        info = {dict(k)["mountpoint"]: dict(k) for k in names(samples, "panicwatch_nfs_mount_info")}
         for mnt, version in MOUNTS.items():
             assert info[mnt]["version"] == version
             assert info[mnt]["server"] == "127.0.0.1"
@@ -470,7 +453,7 @@ NFT_DEL = "nft delete table inet pwe2e"
 
 def stall_state(samples: Samples) -> dict[str, float]:
     inflight = {dict(k)["mountpoint"]: v for k, v in
-                series(samples, "panicwatch_canary_probe_inflight_seconds").items()}
+                names(samples, "panicwatch_canary_probe_inflight_seconds").items()}
     return {
         "inflight_nfs3": inflight.get("/mnt/nfs3", 0.0),
         "inflight_nfs42": inflight.get("/mnt/nfs42", 0.0),
@@ -501,7 +484,7 @@ def test_stall(run: Run, boot1: vm.Guest) -> None:
             r = boot1.http(METRICS, 30)
             scrapes.append((time.monotonic() - start, r.status, r.seconds))
             if r.status == 200:
-                state = stall_state(parse_samples(r.body))
+                state = stall_state(scrape_text(r.body))
             if not saved and state.get("inflight_nfs3", 0) > 30:
                 run.save_kernel_files("stall")
                 saved = True
@@ -595,7 +578,7 @@ def test_panic(run: Run, boot2: vm.Guest) -> None:
         assert value(samples, "panicwatch_vmcores") == 1
         assert value(samples, "panicwatch_vmcores_incomplete") == 0
         assert value(samples, "panicwatch_vmcore_bytes") == size
-        info = [dict(k) for k in series(samples, "panicwatch_last_panic_info")]
+        info = [dict(k) for k in names(samples, "panicwatch_last_panic_info")]
         run.notes["last_panic_info"] = info
         assert len(info) == 1 and "sysrq" in info[0]["reason"].lower(), info
         assert info[0]["dump"] == dump.split("/")[0]
