@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import logging
 
-from prometheus_client import CollectorRegistry, generate_latest
+from prometheus_client import CollectorRegistry
 from prometheus_client.core import GaugeMetricFamily
 
 from conftest import scrape_text, value
 from panicwatch.collectors.base import PanicwatchCollector
+from panicwatch.exposition import render_all
 from panicwatch.host import Host
 
 
@@ -41,7 +42,7 @@ def test_failures_are_contained_and_logged_once_per_change(tmp_path, caplog):
     caplog.set_level(logging.INFO, logger="panicwatch.collector")
 
     for _ in range(3):
-        s = scrape_text(generate_latest(registry).decode())
+        s = scrape_text(render_all(registry).decode())
     assert value(s, "panicwatch_collector_success", collector="boom") == 0
     assert value(s, "panicwatch_collector_success", collector="partial") == 0
     assert value(s, "panicwatch_partial") == 7  # a partial failure loses nothing it could read
@@ -54,8 +55,8 @@ def test_failures_are_contained_and_logged_once_per_change(tmp_path, caplog):
 
     boom.fail = False
     caplog.clear()
-    s = scrape_text(generate_latest(registry).decode())
-    s = scrape_text(generate_latest(registry).decode())
+    s = scrape_text(render_all(registry).decode())
+    s = scrape_text(render_all(registry).decode())
     assert value(s, "panicwatch_collector_success", collector="boom") == 1
     assert value(s, "panicwatch_boom") == 1
     assert [r.getMessage() for r in caplog.records] == ["collector boom recovered"]

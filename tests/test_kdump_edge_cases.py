@@ -6,11 +6,12 @@ from __future__ import annotations
 import os
 
 import pytest
-from prometheus_client import CollectorRegistry, generate_latest
+from prometheus_client import CollectorRegistry
 
 from conftest import names, scrape, scrape_text, value
 from panicwatch.collectors.base import PanicwatchCollector
 from panicwatch.collectors.registry import build_registry, host_of, make_areas
+from panicwatch.exposition import render_all
 from panicwatch.settings import Settings
 from panicwatch.snapshots import vmcores
 from test_kdump_trees import checks, p, successes
@@ -172,9 +173,9 @@ def test_each_snapshot_is_read_once_per_scrape(tree, monkeypatch):
                         lambda reader, d: calls.append(d) or real(reader, d))
     root = tree("fedora_vmcores")
     registry = build_registry(Settings(path_rootfs=root, kdump_min_free_ratio=0))
-    generate_latest(registry)
+    render_all(registry)
     assert calls == ["/var/crash"]  # vmcores and readiness share one listing
-    generate_latest(registry)
+    render_all(registry)
     assert calls == ["/var/crash", "/var/crash"]  # and the next scrape reads afresh
 
 
@@ -193,4 +194,4 @@ def test_describe_does_no_io(tree, monkeypatch):
     registry.register(collector)  # registration calls describe()
     assert collector.describe() == []
     monkeypatch.undo()
-    assert value(scrape_text(generate_latest(registry).decode()), p("kdump_loaded")) == 1
+    assert value(scrape_text(render_all(registry).decode()), p("kdump_loaded")) == 1

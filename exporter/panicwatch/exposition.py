@@ -1,32 +1,53 @@
-"""The text exposition format, with a fast path for very large families.
+"""The text exposition format (0.0.4), rendered family by family and streamed.
 
-prometheus_client renders every sample through a general routine (sorting and escaping
-each label, formatting each float) that costs about 10 us a sample: 6 s for the 576,000
-per-op samples of 1000 NFS mounts. A collector that knows its labels can render its lines
-once per mount instead and hand them over in a ``RenderedFamily``; everything else is
-still rendered by prometheus_client's ``generate_latest``. The output is the same text
-format (version 0.0.4) either way, as the tests check line by line.
+Whatever a host file says, the page must stay valid: a label value Prometheus cannot parse
+makes it drop the whole scrape, every collector's signals with it. So every family is
+rendered here, while its collector still owns it (``prerender``: a family that cannot be
+rendered fails that collector only), and every label value and HELP text of a family a
+collector renders itself goes through ``label_sets`` and ``render_family``.
+
+prometheus_client renders a sample in about 10 us (sorting and escaping each label,
+formatting each float): 6 s for the 576,000 per-op samples of 1000 NFS mounts. The nfs
+collector therefore renders its label sets once per (mount, operation), shares them between
+families, and writes integers as they are; the text is the same format (labels in name
+order, floats as prometheus_client writes them), as tests/test_exposition.py checks.
 """
 
 from __future__ import annotations
 
+import re
 import zlib
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 
 from prometheus_client import generate_latest
 from prometheus_client.core import Metric
 from prometheus_client.registry import Collector
+from prometheus_client.utils import floatToGoString
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 
+Number = int | float
+
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def printable(text: str) -> str:
+    """``text`` as UTF-8 can hold it: bytes that were not UTF-8 (names from os.scandir, the
+    kernel log, surrogate-escaped) are shown as ``\\xNN``, other lone surrogates as ``\\uXXXX``."""
+    if text.isascii() or not _SURROGATE.search(text):
+        return text
+    try:
+        return text.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+    except UnicodeEncodeError:  # a lone surrogate that no decoder made
+        return text.encode("utf-8", "backslashreplace").decode("utf-8")
+
 
 def escape_label_value(value: str) -> str:
-    return value.replace("\\", r"\\").replace("\n", r"\n").replace('"', r"\"")
+    return printable(value).replace("\\", r"\\").replace("\n", r"\n").replace('"', r"\"")
 
 
-def label_set(**labels: str) -> str:
-    """``{a="x",b="y"}`` with the values escaped, in the order given."""
-    return "{" + ",".join(f'{k}="{escape_label_value(v)}"' for k, v in labels.items()) + "}"
+def escape_help(text: str) -> str:
+    return printable(text).replace("\\", r"\\").replace("\n", r"\n")
 
 
 def sample_name(name: str, typ: str) -> str:
@@ -34,45 +55,78 @@ def sample_name(name: str, typ: str) -> str:
     return name + "_total" if typ == "counter" else name
 
 
+def label_sets(names: Sequence[str], rows: Iterable[Sequence[str]]) -> list[str]:
+    """``{a="x",b="y"}`` for each row of label values, escaped, in label-name order.
+
+    Rendered once and handed to several ``render_family`` calls: the per-op families of a
+    mount share their label sets."""
+    order = sorted(range(len(names)), key=lambda i: names[i])
+    heads = [f'{names[i]}="' for i in order]
+    return ["{" + ",".join(head + escape_label_value(row[i]) + '"'
+                           for head, i in zip(heads, order, strict=True)) + "}"
+            for row in rows]
+
+
 class RenderedFamily(Metric):
-    """A counter or gauge family whose sample lines the collector has rendered itself.
+    """A family already in the text format: ``data`` is its HELP, TYPE and sample lines."""
 
-    ``body`` is the sample lines (``name{labels} value\\n``, named by ``sample_name``),
-    held as one string: a list of half a million short strings costs twice the memory.
-    """
-
-    def __init__(self, name: str, documentation: str, typ: str, body: str) -> None:
+    def __init__(self, name: str, documentation: str, typ: str, data: bytes) -> None:
         super().__init__(name, documentation, typ)
-        self.body = body
+        self.data = data
 
-    def text(self) -> str:
-        name = sample_name(self.name, self.type)
-        doc = self.documentation.replace("\\", r"\\").replace("\n", r"\n")
-        typ = "untyped" if self.type == "unknown" else self.type
-        return f"# HELP {name} {doc}\n# TYPE {name} {typ}\n" + self.body
+    @property  # type: ignore[override]
+    def samples(self) -> list:  # type: ignore[type-arg]
+        # generate_latest() would write its HELP and TYPE and silently drop the samples.
+        raise TypeError(f"{self.name} is already rendered: write it with exposition.render()")
+
+    @samples.setter
+    def samples(self, value: list) -> None:  # type: ignore[type-arg]
+        pass  # Metric.__init__ sets an empty list
+
+    def __repr__(self) -> str:
+        return f"RenderedFamily({self.name!r}, {self.type!r}, {len(self.data)} bytes)"
 
 
-class _Families(Collector):
-    def __init__(self, families: list[Metric]) -> None:
-        self.families = families
+def render_family(name: str, doc: str, typ: str, series: Sequence[str],
+                  values: Iterable[Number | None]) -> RenderedFamily:
+    """A counter or gauge family from label sets (``label_sets``) and a value for each;
+    None leaves that series out. Integers are written exactly, floats as prometheus_client
+    writes them."""
+    sample = sample_name(name, typ)
+    lines = [f"{sample}{labels} {v if type(v) is int else floatToGoString(v)}\n"
+             for labels, v in zip(series, values, strict=True) if v is not None]
+    head = f"# HELP {sample} {escape_help(doc)}\n# TYPE {sample} {typ}\n"
+    return RenderedFamily(name, doc, typ, (head + "".join(lines)).encode())
+
+
+class _One(Collector):
+    def __init__(self, family: Metric) -> None:
+        self.family = family
 
     def collect(self) -> Iterable[Metric]:
-        return self.families
+        return [self.family]
+
+
+def prerender(family: Metric) -> RenderedFamily:
+    """Any family in the text format, now: an error (a value that cannot be written, a series
+    twice) is raised here, to the collector that made the family, not to the page."""
+    if isinstance(family, RenderedFamily):
+        return family
+    samples = [s._replace(labels={k: printable(v) for k, v in s.labels.items()})
+               for s in family.samples]
+    keys = {(s.name, tuple(sorted(s.labels.items()))) for s in samples}
+    if len(keys) != len(samples):  # Prometheus would drop them, promtool rejects the page
+        raise ValueError(f"{family.name}: a series appears twice")
+    family.documentation = printable(family.documentation)
+    family.samples = samples
+    return RenderedFamily(family.name, family.documentation, family.type,
+                          generate_latest(_One(family)))
 
 
 def render(registry: Collector) -> Iterator[bytes]:
-    """The registry in the text format, a chunk at a time (the whole text is never held)."""
-    pending: list[Metric] = []
+    """The registry in the text format, a family at a time: the page is never held whole."""
     for family in registry.collect():
-        if isinstance(family, RenderedFamily):
-            if pending:
-                yield generate_latest(_Families(pending))
-                pending = []
-            yield family.text().encode()
-        else:
-            pending.append(family)
-    if pending:
-        yield generate_latest(_Families(pending))
+        yield prerender(family).data
 
 
 def gzipped(chunks: Iterable[bytes]) -> Iterator[bytes]:

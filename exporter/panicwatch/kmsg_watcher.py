@@ -44,6 +44,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
+from panicwatch.exposition import printable
 from panicwatch.parsers.kmsg import (
     NFS_NOT_RESPONDING,
     NFS_OK,
@@ -53,7 +54,6 @@ from panicwatch.parsers.kmsg import (
     KmsgRecord,
     classify,
     parse_records,
-    printable,
 )
 
 log = logging.getLogger("panicwatch.kmsg")

@@ -17,6 +17,7 @@ from typing import Protocol
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
+from panicwatch.exposition import RenderedFamily, prerender
 from panicwatch.host import Host
 from panicwatch.reader import HostReader, describe_error
 
@@ -39,6 +40,34 @@ def gauge(name: str, doc: str, value: float | None = None,
     return family
 
 
+class AreaRun:
+    """One area's families, each rendered as soon as it is made and handed on at once, so a
+    large area (the nfs bulk) streams to the client instead of being held whole.
+
+    An exception, from the area or from rendering one of its families, ends the area: what
+    it yielded before stays, and the error is one of its problems. ``seconds`` counts the
+    area's own work, not the time the client takes to read what it yielded.
+    """
+
+    def __init__(self, area: Area, reader: HostReader) -> None:
+        self.area = area
+        self.reader = reader
+        self.seconds = 0.0
+
+    def __iter__(self) -> Iterator[RenderedFamily]:
+        start = time.perf_counter()
+        try:
+            for family in self.area.collect(self.reader):
+                rendered = prerender(family)
+                self.seconds += time.perf_counter() - start
+                yield rendered
+                start = time.perf_counter()
+        except Exception as e:  # one area's bug or bad input must not fail the scrape
+            log.debug("collector %s raised", self.area.name, exc_info=True)
+            self.reader.problem(describe_error(e))
+        self.seconds += time.perf_counter() - start
+
+
 class PanicwatchCollector(Collector):
     """All areas behind one collector, so the per-area self metrics form one family each."""
 
@@ -58,26 +87,14 @@ class PanicwatchCollector(Collector):
                          labels={"collector": ""})
         scrape = HostReader(self.host)  # snapshots read once and shared by this scrape's areas
         for area in self.areas:
-            families, problems, took = self.run(area, scrape.sibling())
-            families.reverse()
-            while families:  # let go of each family once it is rendered: they can be large
-                yield families.pop()
-            success.add_metric([area.name], 0.0 if problems else 1.0)
-            duration.add_metric([area.name], took)
+            reader = scrape.sibling()
+            run = AreaRun(area, reader)
+            yield from run
+            self._log_transition(area.name, reader.problems)
+            success.add_metric([area.name], 0.0 if reader.problems else 1.0)
+            duration.add_metric([area.name], run.seconds)
         yield success
         yield duration
-
-    def run(self, area: Area, reader: HostReader) -> tuple[list[Metric], list[str], float]:
-        start = time.perf_counter()
-        try:
-            families = list(area.collect(reader))
-        except Exception as e:  # one area's bug must not fail the scrape
-            log.debug("collector %s raised", area.name, exc_info=True)
-            reader.problem(describe_error(e))
-            families = []
-        took = time.perf_counter() - start
-        self._log_transition(area.name, reader.problems)
-        return families, reader.problems, took
 
     def _log_transition(self, name: str, problems: list[str]) -> None:
         state = tuple(problems)

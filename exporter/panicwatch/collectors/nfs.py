@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from prometheus_client.core import CounterMetricFamily, Metric
 
 from panicwatch.collectors.base import PREFIX
-from panicwatch.exposition import RenderedFamily, escape_label_value, sample_name
+from panicwatch.exposition import RenderedFamily, label_sets, render_family
 from panicwatch.parsers.mountstats import (
     BYTES_NAMES,
     EVENT_NAMES,
@@ -79,6 +79,7 @@ _TRANSPORT_FAMILIES: tuple[tuple[str, str, str, str], ...] = (
      "length seen at each send.", "pending_u", "counter"),
 )
 _COMBINE: dict[str, Callable[[list[int]], int]] = {"counter": sum, "min": min, "max": max}
+_BYTE_KINDS = ("normal", "direct", "server")
 
 
 @dataclass
@@ -192,75 +193,67 @@ class NfsCollector:
     # --- families ---------------------------------------------------------------------------
 
     def mount_families(self, mounts: list[NfsMount]) -> Iterator[Metric]:
-        info, age, events = [], [], []
-        read_bytes, write_bytes, pages = [], [], []
-        for m in mounts:
-            mp = escape_label_value(m.mountpoint)
-            info.append(f'{{mountpoint="{mp}",export="{escape_label_value(m.export)}",'
-                        f'server="{escape_label_value(m.server)}",'
-                        f'version="{escape_label_value(m.version or "")}",'
-                        f'proto="{escape_label_value(m.proto or "")}"}} 1\n')
-            age.append(f'{{mountpoint="{mp}"}} {m.age}\n')
-            b = dict(zip(BYTES_NAMES, m.bytes, strict=True))
-            for kind in ("normal", "direct", "server"):
-                read_bytes.append(f'{{mountpoint="{mp}",kind="{kind}"}} {b[kind + "readbytes"]}\n')
-                write_bytes.append(f'{{mountpoint="{mp}",kind="{kind}"}} {b[kind + "writebytes"]}\n')
-            pages.append(f'{{mountpoint="{mp}",direction="read"}} {b["readpages"]}\n')
-            pages.append(f'{{mountpoint="{mp}",direction="write"}} {b["writepages"]}\n')
-            if self.events:
-                events.extend(f'{{mountpoint="{mp}",event="{name}"}} {count}\n'
-                              for name, count in zip(EVENT_NAMES, m.events, strict=False))
-        yield rendered("nfs_mount_info", "An NFS mount (always 1).", "gauge", info)
-        yield rendered("nfs_mount_age_seconds", "Seconds since the mount.", "gauge", age)
-        yield rendered("nfs_read_bytes", "Bytes read: by applications through the page cache "
-                       "(normal), with O_DIRECT (direct), and from the server (server).",
-                       "counter", read_bytes)
-        yield rendered("nfs_write_bytes", "Bytes written: by applications through the page "
-                       "cache (normal), with O_DIRECT (direct), and to the server (server).",
-                       "counter", write_bytes)
-        yield rendered("nfs_pages", "Pages read and written.", "counter", pages)
+        mountpoints = label_sets(("mountpoint",), [(m.mountpoint,) for m in mounts])
+        info = label_sets(("mountpoint", "export", "server", "version", "proto"),
+                          [(m.mountpoint, m.export, m.server, m.version or "", m.proto or "")
+                           for m in mounts])
+        yield family("nfs_mount_info", "An NFS mount (always 1).", "gauge", info, [1] * len(info))
+        yield family("nfs_mount_age_seconds", "Seconds since the mount.", "gauge", mountpoints,
+                     [m.age for m in mounts])
+        by_kind = label_sets(("mountpoint", "kind"),
+                             [(m.mountpoint, kind) for m in mounts for kind in _BYTE_KINDS])
+        counts = [dict(zip(BYTES_NAMES, m.bytes, strict=True)) for m in mounts]
+        yield family("nfs_read_bytes", "Bytes read: by applications through the page cache "
+                     "(normal), with O_DIRECT (direct), and from the server (server).", "counter",
+                     by_kind, [b[kind + "readbytes"] for b in counts for kind in _BYTE_KINDS])
+        yield family("nfs_write_bytes", "Bytes written: by applications through the page "
+                     "cache (normal), with O_DIRECT (direct), and to the server (server).",
+                     "counter", by_kind,
+                     [b[kind + "writebytes"] for b in counts for kind in _BYTE_KINDS])
+        by_direction = label_sets(("mountpoint", "direction"),
+                                  [(m.mountpoint, d) for m in mounts for d in ("read", "write")])
+        yield family("nfs_pages", "Pages read and written.", "counter", by_direction,
+                     [b[d + "pages"] for b in counts for d in ("read", "write")])
         if self.events:
-            yield rendered("nfs_events", "NFS client events (VFS calls, cache invalidations, "
-                           "short reads/writes, delays).", "counter", events)
+            rows = [(m, name, count) for m in mounts
+                    for name, count in zip(EVENT_NAMES, m.events, strict=False)]
+            yield family("nfs_events", "NFS client events (VFS calls, cache invalidations, "
+                         "short reads/writes, delays).", "counter",
+                         label_sets(("mountpoint", "event"), [(m.mountpoint, n) for m, n, _ in rows]),
+                         [count for _, _, count in rows])
 
     def op_families(self, selected: list[tuple[NfsMount, list[str]]]) -> Iterator[Metric]:
         # Label sets once per (mount, op), shared by every family.
-        rows: list[tuple[str, OpStats]] = []
-        for mount, ops in selected:
-            mp = escape_label_value(mount.mountpoint)
-            stats = mount.ops
-            rows.extend((f'{{mountpoint="{mp}",op="{op}"}} ', stats[op]) for op in ops)
+        series = label_sets(("mountpoint", "op"),
+                            [(mount.mountpoint, op) for mount, ops in selected for op in ops])
+        stats: list[OpStats] = [mount.ops[op] for mount, ops in selected for op in ops]
         for name, doc, index, milliseconds in _OP_FAMILIES:
             if index in _BYTE_FAMILIES and not self.op_bytes:
                 continue
             if milliseconds:
-                lines = [f"{labels}{s[index] / MS_PER_SECOND!r}\n" for labels, s in rows]
+                values: list[int | float | None] = [s[index] / MS_PER_SECOND for s in stats]
             else:
-                lines = [f"{labels}{s[index]}\n" for labels, s in rows if s[index] is not None]
-            yield rendered(name, doc, "counter", lines)
+                values = [s[index] for s in stats]
+            yield family(name, doc, "counter", series, values)
 
     def transport_families(self, mounts: list[NfsMount]) -> Iterator[Metric]:
-        groups = []
-        for m in mounts:
-            mp = escape_label_value(m.mountpoint)
-            if self.per_transport:
-                groups.extend((f'{{mountpoint="{mp}",transport="{i}"}} ', [x])
-                              for i, x in enumerate(m.transports))
-            else:
-                groups.append((f'{{mountpoint="{mp}"}} ', list(m.transports)))
+        if self.per_transport:
+            groups = [((m.mountpoint, str(i)), [x]) for m in mounts
+                      for i, x in enumerate(m.transports)]
+            series = label_sets(("mountpoint", "transport"), [labels for labels, _ in groups])
+        else:
+            groups = [((m.mountpoint,), list(m.transports)) for m in mounts]
+            series = label_sets(("mountpoint",), [labels for labels, _ in groups])
         for name, doc, attr, how in _TRANSPORT_FAMILIES:
             combine = _COMBINE[how]
-            lines = []
-            for labels, xprts in groups:
-                values = [v for x in xprts if (v := getattr(x, attr)) is not None]
-                if values:
-                    lines.append(f"{labels}{combine(values)}\n")
-            yield rendered(name, doc, "gauge" if how != "counter" else "counter", lines)
+            values = []
+            for _, xprts in groups:
+                present = [v for x in xprts if (v := getattr(x, attr)) is not None]
+                values.append(combine(present) if present else None)
+            yield family(name, doc, "gauge" if how != "counter" else "counter", series, values)
 
 
-def rendered(name: str, doc: str, typ: str, label_value_lines: list[str]) -> RenderedFamily:
-    """A family from lines that hold ``{labels} value`` (the sample name is prefixed here)."""
-    full_name = PREFIX + name.removesuffix("_total")
-    sample = sample_name(full_name, typ)
-    return RenderedFamily(full_name, doc, typ,
-                          sample + sample.join(label_value_lines) if label_value_lines else "")
+def family(name: str, doc: str, typ: str, series: list[str],
+           values: list[int | float | None]) -> RenderedFamily:
+    """A family of the nfs bulk (``name`` without the prefix; counters may end in _total)."""
+    return render_family(PREFIX + name.removesuffix("_total"), doc, typ, series, values)

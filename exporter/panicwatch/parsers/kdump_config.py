@@ -53,7 +53,7 @@ class DumpTarget:
 def parse_shell_vars(text: str) -> dict[str, str]:
     """KEY=value lines of a sourced shell file (os-release, /etc/default, sysconfig)."""
     result = {}
-    for line in text.splitlines():
+    for line in text.split("\n"):
         line = line.strip()
         if not line or line.startswith("#"):
             continue
@@ -73,7 +73,7 @@ def parse_kdump_conf(text: str) -> DumpTarget:
     """/etc/kdump.conf: ``path``, and at most one target (nfs, ssh, raw, <fs> <device>)."""
     path = DEFAULT_PATH
     target: tuple[str, str] | None = None
-    for line in text.splitlines():
+    for line in text.split("\n"):
         words = line.split("#", 1)[0].split()
         if len(words) < 2:
             continue

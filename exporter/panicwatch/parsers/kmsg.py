@@ -169,14 +169,6 @@ def _bytes(text: str) -> bytes:
     return text.encode("utf-8", "surrogateescape")
 
 
-def printable(text: str) -> str:
-    """Text safe for a label: bytes that were not UTF-8 shown as ``\\xNN``."""
-    try:
-        return text.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
-    except UnicodeEncodeError:  # a lone surrogate we did not make
-        return text.encode("utf-8", "backslashreplace").decode("utf-8")
-
-
 # --- records --------------------------------------------------------------------------------
 
 

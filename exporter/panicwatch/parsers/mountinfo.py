@@ -38,12 +38,12 @@ class Mount:
 def parse_mountinfo(text: str) -> tuple[list[Mount], int]:
     """Mounts, and how many malformed lines were skipped."""
     mounts, skipped = [], 0
-    for line in text.splitlines():
+    for line in text.split("\n"):
         if not line.strip():
             continue
         left, sep, right = line.partition(" - ")
         # An empty source prints as two spaces: split on single spaces to keep its place.
-        fields, tail = left.split(), right.split(" ")
+        fields, tail = left.split(" "), right.split(" ")
         if not sep or len(fields) < 6 or len(tail) < 2 or not fields[0].isdigit():
             skipped += 1
             continue

@@ -542,7 +542,7 @@ def parse_rpc_nfs(text: str) -> RpcNfsStats:
     net: tuple[int, ...] | None = None
     rpc: tuple[int, ...] | None = None
     procs: dict[int, tuple[int, ...]] = {}
-    for line in text.splitlines():
+    for line in text.split("\n"):
         tokens = line.split()
         if not tokens:
             continue

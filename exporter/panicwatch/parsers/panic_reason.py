@@ -76,7 +76,7 @@ def normalize_reason(message: str) -> str:
 
 def extract_panic_reason(dmesg: str) -> PanicReason:
     """The last panic in a dmesg text and its kind; UNKNOWN when there is none."""
-    lines = dmesg.splitlines()
+    lines = dmesg.split("\n")
     at = next((i for i in range(len(lines) - 1, -1, -1) if PANIC_MARKER in lines[i]), None)
     if at is None:
         return UNKNOWN

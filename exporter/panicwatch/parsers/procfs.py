@@ -22,7 +22,7 @@ def parse_int(text: str) -> int:
 def parse_meminfo(text: str) -> dict[str, int]:
     """/proc/meminfo as bytes (the kernel prints kB = KiB)."""
     result: dict[str, int] = {}
-    for line in text.splitlines():
+    for line in text.split("\n"):
         key, sep, rest = line.partition(":")
         fields = rest.split()
         if not sep or not fields or not fields[0].isdigit():
@@ -56,7 +56,7 @@ def parse_iomem(text: str) -> tuple[list[IomemRange], int]:
     the Crash kernel and System RAM ranges around it still count.
     """
     ranges, skipped = [], 0
-    for line in text.splitlines():
+    for line in text.split("\n"):
         m = _IOMEM_LINE.match(line)
         if not m:
             skipped += bool(line.strip())
@@ -79,7 +79,7 @@ class Pressure:
 def parse_pressure(text: str) -> Pressure:
     """/proc/pressure/<resource>: ``some avg10=0.00 avg60=0.00 avg300=0.00 total=123``."""
     totals: dict[str, int] = {}
-    for line in text.splitlines():
+    for line in text.split("\n"):
         kind, _, rest = line.partition(" ")
         for field in rest.split():
             key, _, value = field.partition("=")

@@ -106,7 +106,7 @@ _FRAME = re.compile(r"^\s*(?:\[<[0-9a-fA-Fx]*>\]\s*)?(?:\?\s*)?([^\s+\[\]]+)(?:\
 def parse_stack(text: str) -> list[Frame]:
     """The frames of ``/proc/<pid>/task/<tid>/stack``, innermost first; unreadable lines skipped."""
     frames = []
-    for line in text.splitlines():
+    for line in text.split("\n"):
         m = _FRAME.match(line)
         if m:
             frames.append(Frame(m.group(1), m.group(2) or ""))

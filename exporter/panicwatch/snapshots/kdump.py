@@ -220,6 +220,10 @@ def locate_target(reader: HostReader, target: kdump_config.DumpTarget,
         return TargetState(target, None, None, None, why)
     if mounts is None:
         return TargetState(target, local_dir, None, None, "mount table unreadable")
+    if "\x00" in local_dir:  # no path holds one; the file is garbled
+        why = f"{target.config}: the dump path holds a NUL byte"
+        reader.problem(why)
+        return TargetState(target, None, None, None, why)
     try:
         real = resolve_safely(reader.host, local_dir, mounts)
     except UnsafePath as e:
