@@ -16,7 +16,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from panicwatch.canary import Canary
+from panicwatch.background.canary import Canary
 from panicwatch.collectors.registry import host_of
 from panicwatch.settings import Settings
 

@@ -8,7 +8,7 @@ import threading
 import time
 from pathlib import Path
 
-from panicwatch.canary import PROBE_BUCKETS, Canary, Histogram, SchedulerLagTicker
+from panicwatch.background.canary import PROBE_BUCKETS, Canary, Histogram, SchedulerLagTicker
 from panicwatch.collectors.registry import host_of
 from panicwatch.settings import Settings
 

@@ -23,12 +23,12 @@ from dashboards import (
     panel_queries,
     substitute,
 )
-from panicwatch.canary import Canary
+from panicwatch.background.canary import Canary
+from panicwatch.background.kernel_log import KmsgSnapshot, KmsgWatcher
 from panicwatch.collectors.canary import CanaryCollector
 from panicwatch.collectors.kernel_log import KernelLogCollector
 from panicwatch.collectors.registry import build_registry, host_of
 from panicwatch.exposition import render_all
-from panicwatch.kmsg_watcher import KmsgSnapshot, KmsgWatcher
 from panicwatch.settings import Settings
 
 RULES = Path(__file__).resolve().parent.parent / "alerts" / "panicwatch.rules.yml"

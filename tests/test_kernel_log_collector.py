@@ -10,11 +10,11 @@ from pathlib import Path
 from prometheus_client import CollectorRegistry
 
 from conftest import names, scrape_text, value
+from panicwatch.background.kernel_log import KmsgWatcher
 from panicwatch.collectors.base import PanicwatchCollector
 from panicwatch.collectors.kernel_log import KernelLogCollector
 from panicwatch.exposition import render_all
 from panicwatch.host import Host
-from panicwatch.kmsg_watcher import KmsgWatcher
 
 
 class Datagrams:

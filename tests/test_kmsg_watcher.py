@@ -20,7 +20,7 @@ from pathlib import Path
 
 import pytest
 
-from panicwatch.kmsg_watcher import OTHER_SERVER, KmsgFile, KmsgSnapshot, KmsgWatcher
+from panicwatch.background.kernel_log import OTHER_SERVER, KmsgFile, KmsgSnapshot, KmsgWatcher
 from panicwatch.parsers.kmsg import (
     HUNG_TASK,
     LOCKD_NOT_RESPONDING,
@@ -443,7 +443,7 @@ def _drop_syslog_capabilities() -> None:
 
 CHILD = """
 import logging, sys
-from panicwatch.kmsg_watcher import KmsgWatcher
+from panicwatch.background.kernel_log import KmsgWatcher
 logging.basicConfig(level=logging.INFO, stream=sys.stderr, format="%(levelname)s %(message)s")
 w = KmsgWatcher(retry_interval=None)
 w.start()

@@ -26,12 +26,12 @@ from prometheus_client.parser import text_string_to_metric_families
 
 import trees
 from conftest import Samples, value
+from panicwatch.background.kernel_log import KmsgWatcher
 from panicwatch.collectors.base import PanicwatchCollector
 from panicwatch.collectors.kernel_log import KernelLogCollector
 from panicwatch.collectors.registry import build_registry, host_of, make_areas
 from panicwatch.exposition import printable, render_all
 from panicwatch.host import Host
-from panicwatch.kmsg_watcher import KmsgWatcher
 from panicwatch.settings import Settings
 
 FIXTURES = Path(__file__).parent / "fixtures"

@@ -39,7 +39,7 @@ from panicwatch.parsers.sunrpc import (
     sysfs_id_from_dirname,
     xprt_dir_from_link,
 )
-from panicwatch.rpc_tasks import ServerTasks, TaskTracker, TrackedTask, aggregate_by_server
+from panicwatch.tracking.rpc_task_ages import ServerTasks, TaskTracker, TrackedTask, aggregate_by_server
 
 FIXTURES = Path(__file__).parent / "fixtures" / "sunrpc"
 SUNRPC = " [sunrpc]"

@@ -97,6 +97,36 @@ def test_metrics_gzip(server):
     assert b"panicwatch_vmcores 2.0" in gzip.decompress(body)
 
 
+@pytest.mark.parametrize("header", ["gzip;q=0", "identity", "gzip;q=0, identity", "*;q=0, identity",
+                                    "deflate", "br;q=1, gzip;q=0.5, identity;q=0.8", "gzip;q=nope", ""])
+def test_metrics_uncompressed_unless_gzip_is_wanted(server, header):
+    status, headers, body = get(server + "/metrics", **{"Accept-Encoding": header})
+    assert status == 200 and "Content-Encoding" not in headers
+    assert b"panicwatch_vmcores 2.0" in body
+
+
+@pytest.mark.parametrize("header", ["gzip", "GZIP;Q=0.5", "deflate, gzip;q=1.0", "*",
+                                    "gzip;q=0.5, identity;q=0.5", "identity;q=0, *"])
+def test_metrics_gzipped_when_gzip_is_wanted(server, header):
+    status, headers, body = get(server + "/metrics", **{"Accept-Encoding": header})
+    assert (status, headers["Content-Encoding"], headers["Vary"]) == (200, "gzip", "Accept-Encoding")
+    assert b"panicwatch_vmcores 2.0" in gzip.decompress(body)
+
+
+def test_landing_page_reads_the_host_at_most_every_30_s(tree):
+    """The page shows the last scrape's report, or one it made itself less than 30 s ago:
+    after the first load, a change on the host shows only once a scrape has read it."""
+    root = tree("fedora_vmcores")
+    with serving(root) as base:
+        assert "no dumps in" not in get(base + "/")[2].decode()
+        for dump in (root / "var/crash").iterdir():
+            shutil.rmtree(dump)
+        for _ in range(20):  # a refresh loop: the report it shows is the one made first
+            assert "2 dump(s) waiting in /var/crash" in get(base + "/")[2].decode()
+        get(base + "/metrics")  # a scrape reads the host, and the page shows what it saw
+        assert "no dumps in /var/crash" in get(base + "/")[2].decode()
+
+
 def test_healthz_landing_and_404(server):
     assert get(server + "/healthz")[0:3:2] == (200, b"ok\n")
     status, headers, body = get(server + "/")

@@ -17,8 +17,8 @@ from pathlib import Path
 from typing import Any
 
 from conftest import scrape_text, value
-from panicwatch.web_pool import PoolLimits
-from panicwatch.web_server import HTTPLimits, HTTPServer, bind_server
+from panicwatch.web.http_server import HTTPLimits, HTTPServer, bind_server
+from panicwatch.web.pool import PoolLimits
 from test_server import get, serve_process
 
 

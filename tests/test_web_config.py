@@ -22,10 +22,10 @@ from typing import Any
 import bcrypt
 import pytest
 
-from panicwatch.web_auth import BasicAuth, protect
-from panicwatch.web_config import TLSServerConfig, WebConfig, WebConfigError, parse_web_config
-from panicwatch.web_server import bind_server
-from panicwatch.web_source import WebConfigSource
+from panicwatch.web.auth import BasicAuth, protect
+from panicwatch.web.config import TLSServerConfig, WebConfig, WebConfigError, parse_web_config
+from panicwatch.web.config_watch import WebConfigSource
+from panicwatch.web.http_server import bind_server
 from test_server import serve_process
 
 OPENSSL = "/usr/bin/openssl"

@@ -97,7 +97,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         format='time=%(asctime)s level=%(levelname)s source=%(name)s msg="%(message)s"',
     )
     if args.command == "serve":
-        from panicwatch.server import serve
+        from panicwatch.web.serve import serve
 
         serve(settings)
         return 0
@@ -118,8 +118,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def run_check(settings: Settings) -> int:
     from panicwatch.collectors.registry import host_of
-    from panicwatch.readiness import assess
-    from panicwatch.report import as_json, as_text
+    from panicwatch.readiness.checks import assess
+    from panicwatch.readiness.report import as_json, as_text
 
     try:
         report = assess(host_of(settings), settings.kdump_min_free_ratio)

@@ -11,7 +11,7 @@ from prometheus_client.core import (
     Metric,
 )
 
-from panicwatch.canary import Canary
+from panicwatch.background.canary import Canary
 from panicwatch.collectors.base import PREFIX, gauge
 from panicwatch.reader import HostReader
 

@@ -11,8 +11,8 @@ from collections.abc import Iterator
 
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 
+from panicwatch.background.kernel_log import KmsgWatcher
 from panicwatch.collectors.base import PREFIX, gauge
-from panicwatch.kmsg_watcher import KmsgWatcher
 from panicwatch.parsers.kmsg import EVENT_KINDS, SERVER_KINDS
 from panicwatch.reader import HostReader
 

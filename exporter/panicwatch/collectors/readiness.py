@@ -8,7 +8,7 @@ from prometheus_client.core import GaugeMetricFamily, Metric
 
 from panicwatch.collectors.base import PREFIX, gauge
 from panicwatch.reader import HostReader
-from panicwatch.readiness import evaluate, is_ready
+from panicwatch.readiness.checks import RecentReport, Report, evaluate, is_ready
 from panicwatch.snapshots.kdump import read_kdump
 from panicwatch.snapshots.kernel import read_kernel
 from panicwatch.snapshots.vmcores import read_inventory
@@ -17,12 +17,16 @@ from panicwatch.snapshots.vmcores import read_inventory
 class ReadinessCollector:
     name = "readiness"
 
-    def __init__(self, min_free_ratio: float) -> None:
+    def __init__(self, min_free_ratio: float, recent: RecentReport | None = None) -> None:
         self.min_free_ratio = min_free_ratio
+        self.recent = recent
 
     def collect(self, reader: HostReader) -> Iterator[Metric]:
-        checks = evaluate(reader.snapshot(read_kdump), reader.snapshot(read_inventory),
-                          reader.snapshot(read_kernel), self.min_free_ratio)
+        kdump = reader.snapshot(read_kdump)
+        checks = evaluate(kdump, reader.snapshot(read_inventory), reader.snapshot(read_kernel),
+                          self.min_free_ratio)
+        if self.recent is not None:  # for the landing page
+            self.recent.publish(Report(checks, list(reader.problems), kdump))
         family = GaugeMetricFamily(PREFIX + "readiness_check",
                                    "A panic readiness check: 1 pass, 0 fail "
                                    "(absent when it cannot be evaluated here).",

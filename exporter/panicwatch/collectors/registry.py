@@ -20,6 +20,7 @@ from panicwatch.collectors.readiness import ReadinessCollector
 from panicwatch.collectors.rpc import RpcTasksCollector
 from panicwatch.collectors.vmcores import VmcoresCollector
 from panicwatch.host import Host
+from panicwatch.readiness.checks import RecentReport
 from panicwatch.settings import Settings
 
 
@@ -35,12 +36,12 @@ def host_of(settings: Settings) -> Host:
     return Host.from_paths(settings.path_rootfs, settings.path_procfs, settings.path_sysfs)
 
 
-def make_areas(settings: Settings) -> list[Area]:
+def make_areas(settings: Settings, recent: RecentReport | None = None) -> list[Area]:
     areas: dict[str, Area] = {
         "kdump": KdumpCollector(),
         "vmcores": VmcoresCollector(),
         "kernel": KernelCollector(),
-        "readiness": ReadinessCollector(settings.kdump_min_free_ratio),
+        "readiness": ReadinessCollector(settings.kdump_min_free_ratio, recent),
         "nfs": NfsCollector(settings),
         "rpc": RpcTasksCollector(settings.rpc_stuck_threshold),
         "nfs_sockets": NfsSocketsCollector(settings.nfs_sockets_netns),
@@ -49,9 +50,12 @@ def make_areas(settings: Settings) -> list[Area]:
     return [area for name, area in areas.items() if settings.collector_enabled(name)]
 
 
-def build_registry(settings: Settings, extra: Sequence[Area] = ()) -> CollectorRegistry:
-    """The areas the settings enable, plus ``extra`` (the canary, which only `serve` runs)."""
+def build_registry(settings: Settings, extra: Sequence[Area] = (),
+                   recent: RecentReport | None = None) -> CollectorRegistry:
+    """The areas the settings enable, plus ``extra`` (the canary and the kernel log, which
+    only `serve` runs); the readiness area publishes its report to ``recent``."""
     registry = CollectorRegistry()
     registry.register(BuildInfo())
-    registry.register(PanicwatchCollector(host_of(settings), [*make_areas(settings), *extra]))
+    registry.register(PanicwatchCollector(host_of(settings),
+                                          [*make_areas(settings, recent), *extra]))
     return registry

@@ -15,9 +15,9 @@ from prometheus_client.core import GaugeMetricFamily, Metric
 
 from panicwatch.collectors.base import PREFIX, gauge
 from panicwatch.reader import HostReader
-from panicwatch.rpc_tasks import TaskTracker, aggregate_by_server
 from panicwatch.snapshots.nfs import nfs_mount_servers
 from panicwatch.snapshots.rpc import DebugfsUnavailable, read_rpc_clients, read_transports
+from panicwatch.tracking.rpc_task_ages import TaskTracker, aggregate_by_server
 
 log = logging.getLogger("panicwatch.collector")
 

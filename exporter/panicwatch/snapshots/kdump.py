@@ -12,13 +12,13 @@ from panicwatch import host as paths
 from panicwatch.parsers import crashkernel, kdump_config, mountinfo, procfs, recommended
 from panicwatch.reader import HostReader, describe_error, is_absent
 from panicwatch.safepath import UnsafePath, resolve_safely
+from panicwatch.snapshots.mounts import read_mounts
 
 _ARCH_ALIASES = {
     "x86_64": "x86_64", "amd64": "x86_64", "aarch64": "aarch64", "arm64": "aarch64",
     "ppc64le": "ppc64le", "powerpc64le": "ppc64le", "ppc64el": "ppc64le", "s390x": "s390x",
 }
 DEBIAN_UNIT = "kdump-tools.service"
-MOUNTINFO_LIMIT = 64 << 20  # busy Kubernetes nodes have mount tables of several MiB
 KDUMP_UNIT = "kdump.service"
 
 
@@ -73,20 +73,6 @@ def read_os_release(reader: HostReader) -> dict[str, str]:
         if text is not None:
             return kdump_config.parse_shell_vars(text)
     return {}
-
-
-def read_mounts(reader: HostReader) -> list[mountinfo.Mount] | None:
-    for path in reader.host.mountinfo():
-        text = reader.text(path, limit=MOUNTINFO_LIMIT)
-        if text is None:
-            continue
-        mounts, skipped = mountinfo.parse_mountinfo(text)
-        if skipped or len(text) >= MOUNTINFO_LIMIT:
-            # A line we could not read may be the NFS mount: fail closed, touch nothing.
-            reader.problem(f"{path}: {skipped} unreadable lines or over {MOUNTINFO_LIMIT} bytes")
-            return None
-        return mounts
-    return None
 
 
 def _read_iomem(reader: HostReader) -> list[procfs.IomemRange] | None:

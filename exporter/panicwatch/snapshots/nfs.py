@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from panicwatch.parsers import mountstats
 from panicwatch.reader import HostReader
-from panicwatch.snapshots.kdump import read_mounts
+from panicwatch.snapshots.mounts import read_mounts
 from panicwatch.snapshots.tcp import Endpoint, normalize_endpoint
 
 NFS_PORT = 2049

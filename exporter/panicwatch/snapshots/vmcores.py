@@ -17,7 +17,8 @@ from panicwatch.host import read_tail
 from panicwatch.parsers import panic_reason, vmcore_layout
 from panicwatch.parsers.mountinfo import mount_of
 from panicwatch.reader import HostReader, describe_error
-from panicwatch.snapshots.kdump import read_mounts, read_target_state
+from panicwatch.snapshots.kdump import read_target_state
+from panicwatch.snapshots.mounts import read_mounts
 
 DMESG_TAIL_BYTES = 256 * 1024
 # A crash dir (or dump dir) with more entries than this is not one; only this many are

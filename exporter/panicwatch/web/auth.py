@@ -15,7 +15,7 @@ from typing import Any
 
 import bcrypt
 
-from panicwatch.web_config import WebConfig
+from panicwatch.web.config import WebConfig
 
 StartResponse = Callable[..., Any]
 WSGIApp = Callable[[dict[str, Any], StartResponse], Iterable[bytes]]

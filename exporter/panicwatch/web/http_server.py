@@ -15,12 +15,12 @@ from typing import Any
 from wsgiref.simple_server import WSGIRequestHandler, WSGIServer
 
 from panicwatch.settings import parse_listen_address
-from panicwatch.web_auth import ENVIRON_KEY, WSGIApp
-from panicwatch.web_config import WebConfig
-from panicwatch.web_io import DeadlineReader, PieceWriter
-from panicwatch.web_pool import ConnectionPool, PoolLimits
-from panicwatch.web_source import WebConfigSource
-from panicwatch.web_tls import server_handshake
+from panicwatch.web.auth import ENVIRON_KEY, WSGIApp
+from panicwatch.web.config import WebConfig
+from panicwatch.web.config_watch import WebConfigSource
+from panicwatch.web.pool import ConnectionPool, PoolLimits
+from panicwatch.web.socket_io import DeadlineReader, PieceWriter
+from panicwatch.web.tls import server_handshake
 
 log = logging.getLogger("panicwatch.server")
 

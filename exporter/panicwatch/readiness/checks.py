@@ -6,6 +6,9 @@ landing page and ``panicwatch check``. Evaluation is pure; ``assess`` does the r
 
 from __future__ import annotations
 
+import threading
+import time
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from panicwatch.host import Host
@@ -294,3 +297,27 @@ def assess(host: Host, min_free_ratio: float) -> Report:
     checks = evaluate(kdump, reader.snapshot(read_inventory), reader.snapshot(read_kernel),
                       min_free_ratio)
     return Report(checks, reader.problems, kdump)
+
+
+class RecentReport:
+    """The newest Report, shared: each scrape's readiness collector publishes its own, and the
+    landing page reads it, or assesses anew (one request at a time) when it is older than
+    ``max_age`` seconds, so no number of page loads can read the host more often than that."""
+
+    def __init__(self, max_age: float = 30.0, clock: Callable[[], float] = time.monotonic) -> None:
+        self.max_age = max_age
+        self.clock = clock
+        self._lock = threading.Lock()
+        self._report: Report | None = None
+        self._made = 0.0
+
+    def publish(self, report: Report) -> None:
+        with self._lock:
+            self._report, self._made = report, self.clock()
+
+    def get(self, make: Callable[[], Report]) -> tuple[Report, float]:
+        """The report and its age in seconds."""
+        with self._lock:
+            if self._report is None or self.clock() - self._made > self.max_age:
+                self._report, self._made = make(), self.clock()
+            return self._report, self.clock() - self._made

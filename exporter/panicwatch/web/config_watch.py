@@ -17,8 +17,8 @@ import threading
 from dataclasses import dataclass
 from pathlib import Path
 
-from panicwatch.web_config import WebConfig, WebConfigError, parse_web_config
-from panicwatch.web_tls import ssl_context
+from panicwatch.web.config import WebConfig, WebConfigError, parse_web_config
+from panicwatch.web.tls import ssl_context
 
 log = logging.getLogger("panicwatch.web")
 

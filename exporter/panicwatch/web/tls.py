@@ -14,7 +14,7 @@ import ssl
 import time
 import warnings
 
-from panicwatch.web_config import ClientAuth, TLSServerConfig, TLSVersionName, WebConfigError
+from panicwatch.web.config import ClientAuth, TLSServerConfig, TLSVersionName, WebConfigError
 
 _VERSIONS: dict[TLSVersionName, ssl.TLSVersion] = {
     "TLS10": ssl.TLSVersion.TLSv1, "TLS11": ssl.TLSVersion.TLSv1_1,

@@ -35,7 +35,7 @@ from panicwatch.host import Host
 from panicwatch.parsers.mountstats import NFS_FSTYPES
 from panicwatch.reader import HostReader
 from panicwatch.settings import Settings
-from panicwatch.snapshots.kdump import read_mounts
+from panicwatch.snapshots.mounts import read_mounts
 
 log = logging.getLogger("panicwatch.canary")
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import html
 import json
 
-from panicwatch.readiness import Report
+from panicwatch.readiness.checks import Report
 
 MARK = {"pass": "PASS", "fail": "FAIL", "skip": "SKIP"}
 
