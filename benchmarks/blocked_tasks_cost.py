@@ -40,6 +40,7 @@ import psutil
 
 from panicwatch.collectors.blocked_tasks import BlockedTasksCollector
 from panicwatch.host import Host
+from panicwatch.parsers.task_state import parse_stat
 from panicwatch.reader import HostReader
 from panicwatch.snapshots import blocked_tasks as bt
 
@@ -129,7 +130,7 @@ def procfs_scan_all_task_dirs(procfs: str) -> bt.Scan:
         processes += 1
         for tid in tids:
             try:
-                stat = bt.parse_stat(bt._read(root + b"/" + name + b"/task/" + tid + b"/stat", 4096))
+                stat = parse_stat(bt._read(root + b"/" + name + b"/task/" + tid + b"/stat", 4096))
             except OSError:
                 continue
             if stat is not None:

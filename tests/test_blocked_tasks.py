@@ -32,19 +32,9 @@ from panicwatch.collectors.base import PanicwatchCollector
 from panicwatch.collectors.blocked_tasks import BlockedTasksCollector
 from panicwatch.exposition import render_all
 from panicwatch.host import Host
+from panicwatch.parsers.task_state import WAITS, Frame, classify, is_plain_task, parse_stack, parse_stat
 from panicwatch.reader import HostReader
-from panicwatch.snapshots.blocked_tasks import (
-    WAITS,
-    Frame,
-    StackReader,
-    TaskKey,
-    _plain,
-    classify,
-    parse_stack,
-    parse_stat,
-    read_blocked_tasks,
-    scan_blocked,
-)
+from panicwatch.snapshots.blocked_tasks import StackReader, TaskKey, read_blocked_tasks, scan_blocked
 
 # --------------------------------------------------------------------------------------------
 # Kernel stacks as /proc/<pid>/task/<tid>/stack prints them (6.1 unless said otherwise)
@@ -291,7 +281,7 @@ def test_the_fast_path_agrees_with_the_parser(pid, comm, state, threads, start, 
     data = stat_line(pid, comm, state, threads=threads, start=start).encode("utf-8", "surrogatepass")
     if mangle:
         data = data.replace(b" ", b"  ", 3)
-    if _plain(data):
+    if is_plain_task(data):
         parsed = parse_stat(data)
         assert parsed is not None and parsed.num_threads == 1 and parsed.state not in "DZ"
 

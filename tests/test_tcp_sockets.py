@@ -4,7 +4,7 @@ Each scenario runs in a child process started with ``unshare -n`` (so its socket
 netlink socket that reads them, live in a namespace of their own that dies with the child),
 brings ``lo`` up, builds real TCP state - a server that accepts and never reads while the
 client writes until EAGAIN, connections stuck in SYN_SENT, IPv4-mapped dual-stack clients,
-10,000 unrelated connections - calls ``read_tcp_health`` there and prints JSON for the
+10,000 unrelated connections - calls ``read_tcp_sockets`` there and prints JSON for the
 assertions here. One test reads a child's namespace from this process through ``netns=``.
 No mocks: every number comes from the kernel's inet_diag answer.
 """
@@ -24,14 +24,15 @@ from pathlib import Path
 import pytest
 
 from panicwatch.snapshots import tcp
-from panicwatch.snapshots.tcp import SockDiagError, normalize_endpoint, read_tcp_health
+from panicwatch.snapshots.tcp import SockDiagError, read_tcp_health
 
 ROOT = Path(__file__).resolve().parents[1]
 UNSHARE = shutil.which("unshare")
 
 CHILD = r'''
 import dataclasses, errno, fcntl, json, resource, socket, struct, sys, termios, time
-from panicwatch.snapshots.tcp import SockDiagError, read_tcp_health
+from panicwatch.parsers.inet_diag import aggregate
+from panicwatch.snapshots.tcp import SockDiagError, read_tcp_sockets
 
 
 def lo_up():
@@ -45,8 +46,15 @@ def emit(**data):
     print(json.dumps(data), flush=True)
 
 
-def health(result):
-    return {f"{a}|{p}": dataclasses.asdict(h) for (a, p), h in result.items()}
+def socket_dict(s):
+    return dict(dataclasses.asdict(s), info=s.info._asdict() if s.info else None)
+
+
+def health(found):
+    """read_tcp_sockets' answer: each endpoint's summary as exported, and its sockets."""
+    return {f"{a}|{p}": dict(dataclasses.asdict(aggregate((a, p), sockets)),
+                             sockets=[socket_dict(s) for s in sockets])
+            for (a, p), sockets in found.items()}
 
 
 def ioctl_int(sock, request):
@@ -89,13 +97,13 @@ def send_queue(host):
     for _ in range(100):
         before = queues()
         first_at = time.monotonic()
-        first = read_tcp_health(endpoints)
+        first = read_tcp_sockets(endpoints)
         if queues() == before:
             break
         time.sleep(0.02)
     time.sleep(1.0)
     second_at = time.monotonic()
-    second = read_tcp_health(endpoints)
+    second = read_tcp_sockets(endpoints)
     emit(port=s["port"], idle_port=s["idle_port"], written=s["written"], outq=before[0],
          server_inq=before[1], elapsed=second_at - first_at,
          client_port=s["client"].getsockname()[1], first=health(first), second=health(second))
@@ -109,7 +117,7 @@ def mapped():
     plain = socket.create_connection(("127.0.0.1", port))
     dual = socket.socket(socket.AF_INET6)
     dual.connect(("::ffff:127.0.0.1", port))
-    emit(port=port, result=health(read_tcp_health([("::ffff:127.0.0.1", port)])))
+    emit(port=port, result=health(read_tcp_sockets([("::ffff:127.0.0.1", port)])))
 
 
 def syn_sent():
@@ -134,7 +142,7 @@ def syn_sent():
     accepted.recv(1)
     accepted.close()
     time.sleep(0.3)
-    result = read_tcp_health([("127.0.0.1", port), ("127.0.0.1", closed_port)])
+    result = read_tcp_sockets([("127.0.0.1", port), ("127.0.0.1", closed_port)])
     emit(port=port, closed_port=closed_port, result=health(result))
 
 
@@ -159,13 +167,13 @@ def scale(wanted):
     port = target.getsockname()[1]
     client = socket.create_connection(("127.0.0.1", port))
     one = [("127.0.0.1", port)]
-    read_tcp_health(one)  # first use imports pyroute2
+    read_tcp_sockets(one)  # first use imports pyroute2
 
     def best(endpoints, rounds=5):
         times = []
         for _ in range(rounds):
             t = time.perf_counter()
-            result = read_tcp_health(endpoints)
+            result = read_tcp_sockets(endpoints)
             times.append(time.perf_counter() - t)
         return min(times), sorted(times)[len(times) // 2], result
 
@@ -177,7 +185,7 @@ def scale(wanted):
             + [(f"fd00::{i + 1:x}", 2049) for i in range(200)] + one)
     many_best, many_median, many_result = best(many)
     try:
-        read_tcp_health([("127.0.0.1", crowd_port)], max_sockets=100)
+        read_tcp_sockets([("127.0.0.1", crowd_port)], max_sockets=100)
         overflow = None
     except SockDiagError as e:
         overflow = e.errno
@@ -231,9 +239,8 @@ def at(result: dict, host: str, port: int) -> dict:
 def assert_empty(h: dict) -> None:
     assert h["states"] == {}
     assert h["sockets"] == []
-    assert (h["send_queue_bytes"], h["recv_queue_bytes"], h["unacked_segments"], h["retransmits_total"]) == (
-        0, 0, 0, 0)
-    assert h["rtt_seconds"] is h["last_data_recv_seconds"] is h["last_ack_recv_seconds"] is None
+    assert (h["send_queue_bytes"], h["unacked_segments"], h["retransmits_total"]) == (0, 0, 0)
+    assert h["rtt_seconds"] is h["last_data_recv_seconds"] is None
 
 
 # --- in a private namespace -----------------------------------------------------------------------
@@ -259,9 +266,7 @@ def test_stalled_server_builds_a_send_queue_and_receive_age_grows(host):
     assert 0 < queued <= out["written"]
     assert queued == out["outq"]
     assert queued + out["server_inq"] == out["written"]
-    assert first["recv_queue_bytes"] == 0
     assert first["rtt_seconds"] is not None and 0 < first["rtt_seconds"] < 1
-    assert first["last_ack_recv_seconds"] is not None and first["last_ack_recv_seconds"] >= 0
 
     # The client never receives data: the time since it last did grows with the wall clock.
     grew = second["last_data_recv_seconds"] - first["last_data_recv_seconds"]
@@ -292,12 +297,12 @@ def test_syn_sent_and_time_wait_are_counted_but_not_timed():
     assert h["send_queue_bytes"] == 2 and h["unacked_segments"] == 2
     # A SYN_SENT socket's receive stamps are still 0, so its tcpi_last_* are meaningless (time
     # since boot): the aggregates come from the ESTABLISHED socket only.
-    assert h["last_data_recv_seconds"] < 5 and h["last_ack_recv_seconds"] < 5
+    assert h["last_data_recv_seconds"] < 5
 
     # TIME_WAIT entries are mini sockets: counted, queues 0, no tcp_info, no times.
     gone = at(out["result"], "127.0.0.1", out["closed_port"])
     assert gone["states"] == {"TIME_WAIT": 1}
-    assert gone["sockets"][0]["info"] is None and gone["sockets"][0]["inode"] == 0
+    assert gone["sockets"][0]["info"] is None
     assert gone["send_queue_bytes"] == gone["unacked_segments"] == 0
     assert gone["last_data_recv_seconds"] is None
 
@@ -329,7 +334,7 @@ def test_reads_another_namespace_by_path():
         ready = json.loads(line)
         result = read_tcp_health([("127.0.0.1", ready["port"])], netns=f"/proc/{child.pid}/ns/net")
         h = result[("127.0.0.1", ready["port"])]
-        assert h.states == {"ESTABLISHED": 1} and h.established == 1 and h.socket_count == 1
+        assert h.states == {"ESTABLISHED": 1}
         assert 0 < h.send_queue_bytes <= ready["written"]
         assert h.last_data_recv_seconds is not None
     finally:
@@ -376,16 +381,6 @@ def test_a_request_the_kernel_rejects_raises():
     finally:
         sock.close()
     assert caught.value.errno == errno.EINVAL
-
-
-@pytest.mark.parametrize(("given", "normal"), [
-    (("10.0.0.1", 2049), ("10.0.0.1", 2049)),
-    (("::ffff:10.0.0.1", "2049"), ("10.0.0.1", 2049)),
-    (("[fd00::0001]", 2049), ("fd00::1", 2049)),
-    (("fe80::1%eth0", 2049), ("fe80::1", 2049)),
-])
-def test_endpoints_are_normalised(given, normal):
-    assert normalize_endpoint(given) == normal
 
 
 @pytest.mark.parametrize("bad", [("nfs.example.com", 2049), ("10.0.0.1", 0), ("10.0.0.1", 70000)])

@@ -1,7 +1,7 @@
 """blocked_tasks: tasks (threads) in uninterruptible sleep (state D), by what they wait on.
 
 ``panicwatch_blocked_tasks{wait}`` counts the D tasks examined this scrape by class (``rpc``,
-``nfs``, ``other``: see panicwatch.snapshots.blocked_tasks), all three always present.
+``nfs``, ``other``: see panicwatch.parsers.task_state), all three always present.
 ``panicwatch_blocked_task_longest_seconds{wait}`` is how long the longest-blocked of them has
 been seen in D: each task is followed across scrapes by (pid, tid, start time) and forgotten
 the first scrape it is not in D. Like the rpc area's ages, it is a lower bound, short by up to
@@ -27,11 +27,11 @@ from collections.abc import Iterator
 from prometheus_client.core import GaugeMetricFamily, Metric
 
 from panicwatch.collectors.base import PREFIX, gauge
+from panicwatch.parsers.task_state import WAITS
 from panicwatch.reader import HostReader
 from panicwatch.snapshots.blocked_tasks import (
     DEFAULT_MAX_EXAMINED,
     DEFAULT_STACK_BUDGET,
-    WAITS,
     StackReader,
     TaskKey,
     read_blocked_tasks,

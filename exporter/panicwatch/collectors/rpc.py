@@ -54,7 +54,7 @@ class RpcTasksCollector:
         with self._lock:
             update = self._tracker.update(time.monotonic(), clients.tasks,
                                           retain_clients=clients.unreadable)
-        by_server = aggregate_by_server(update.tasks, clients.servers, stuck_after=self.stuck_after)
+        by_server = aggregate_by_server(update, clients.servers, stuck_after=self.stuck_after)
         families = {
             "tasks": ("rpc_tasks", "RPC tasks in flight to the server."),
             "oldest": ("rpc_task_oldest_age_seconds",

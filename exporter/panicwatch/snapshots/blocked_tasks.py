@@ -1,58 +1,24 @@
-"""Snapshot of the tasks in uninterruptible sleep (state D), and what each one waits on.
+"""The tasks (threads) in uninterruptible sleep (D), and what each waits on.
 
-Tasks are threads: a multithreaded program's stuck thread is what hangs on NFS, while
-``<procfs>/<pid>/stat`` shows only the thread-group leader's state. So every thread's own
-``<procfs>/<pid>/task/<tid>/stat`` is what counts, read only where it can differ from the
-leader's (more than one thread, or a zombie leader whose threads live on).
-
-For each D task, ``wchan`` (the function it sleeps in; ``0`` when it is not sleeping, or when
-we may not look) and, where readable (CAP_SYS_ADMIN), ``stack`` (its kernel stack) tell what it
-waits on. Classification (:func:`classify`), by the frames of the stack plus wchan, first match
-wins:
-
-* ``rpc``: any sunrpc frame (``rpc_*``/``__rpc_*``, ``xprt_*``, ``rpcauth_*``, ``rpcb_*``,
-  ``gss_*``, sunrpc's ``call_*`` state machine steps, or any frame tagged ``[sunrpc]``,
-  ``[auth_rpcgss]``, ``[rpcsec_gss_krb5]``, ``[rpcrdma]``; built-in sunrpc has no tags, the
-  names suffice): the task waits for an RPC to complete, i.e. for the server or the network.
-  sunrpc's server side (``svc*``, ``cache_*``: nfsd threads, the NFSv4 callback service) is
-  not a client RPC and does not count.
-* ``nfs``: else any NFS client frame (``nfs_*``, ``nfs4_*``, ``nfs41_*``, ``pnfs_*``, ...,
-  ``nlmclnt_*``, or a frame tagged ``[nfs]``, ``[nfsv3]``, ``[nfsv4]``, ``[nfs_layout_*]``):
-  it waits inside the NFS client on something that is not its own RPC (a page or folio lock,
-  writeback or a commit done by another task, state recovery, a session slot, a delegation
-  return), which is usually someone else's RPC in turn.
-* ``other``: everything else (local disks, FUSE, locks, ...), including an NFS wait seen
-  only through generic frames: without a readable stack, wchan alone (``folio_wait_bit_common``,
-  ``io_schedule``) often cannot tell, and a page fault on an mmap()ed NFS file has no NFS frame.
-
-Leading underscores and compiler suffixes (``.isra.0``, ``.cold``) do not matter. The NFS
-server (``nfsd*``) is not the NFS client and counts as ``other``.
-
-Reading procfs never waits on a mount, with one exception handled here: reading a task's
-``stack`` takes its exec lock (``lock_trace()`` in fs/proc/base.c: ``exec_update_lock``,
-``cred_guard_mutex`` before Linux 5.7), and a task stuck on a hung NFS server in the middle of
-execve() can hold it (before 5.7 for the whole exec, reading the binary included; since, e.g.
-while closing its close-on-exec NFS files, which flushes them), so that read can block for as
-long as the server is gone. Stacks are therefore read by :class:`StackReader` on one
-helper thread with a time budget; stat and wchan take no sleeping lock and are read directly.
-
-The parsers here (:func:`parse_stat`, :func:`parse_stack`, :func:`classify`) are pure and never
-raise on malformed input.
+Every thread's own ``task/<tid>/stat`` counts (the leader's ``stat`` shows only its own state),
+read only where it can differ from the leader's. ``wchan`` and, as root, ``stack`` classify a
+D task (parsers/task_state.py). Reading ``stack`` takes the task's exec lock, which a task
+stuck in execve on a hung mount can hold: stacks are read on one helper thread with a time
+budget (StackReader). Kernel details: docs/kernel-interfaces.md, "blocked_tasks".
 """
 
 from __future__ import annotations
 
 import errno
 import os
-import re
 import threading
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import NamedTuple
 
+from panicwatch.parsers.task_state import WAITS, classify, is_plain_task, parse_stack, parse_stat
 from panicwatch.reader import HostReader
 
-WAITS = ("nfs", "rpc", "other")
 DEFAULT_MAX_EXAMINED = 1000
 DEFAULT_STACK_BUDGET = 1.0  # seconds for all stack reads of one scrape
 STAT_READ = 4096  # a stat line is < 1 KiB (52 numbers and a 16-byte comm)
@@ -61,106 +27,6 @@ STACK_READ = 16384  # at most 64 frames (MAX_STACK_TRACE_DEPTH) of ~80 bytes
 
 # A task that exited between being listed and being read: not a problem, just gone.
 GONE_ERRNOS = frozenset({errno.ENOENT, errno.ESRCH, errno.ENOTDIR})
-
-
-# --------------------------------------------------------------------------------------------
-# Pure parsers
-# --------------------------------------------------------------------------------------------
-
-
-class TaskStat(NamedTuple):
-    state: str  # field 3: R, S, D, Z, T, t, X, I, ...
-    num_threads: int  # field 20 (of the thread group)
-    start: int  # field 22: start time in clock ticks after boot (with pid/tid: the task's identity)
-
-
-def parse_stat(data: bytes | str) -> TaskStat | None:
-    """``/proc/<pid>/stat`` or ``/proc/<pid>/task/<tid>/stat``; None if it is not one.
-
-    The command name (field 2) is in parentheses and may itself hold spaces and ``)``: the
-    fields that follow start after the *last* ``)``."""
-    if isinstance(data, str):
-        data = data.encode("utf-8", "surrogateescape")
-    close = data.rfind(b")")
-    if close < 0:
-        return None
-    fields = data[close + 1 :].split(None, 20)  # fields[0] is field 3, fields[19] field 22
-    if len(fields) < 20 or len(fields[0]) != 1:
-        return None
-    try:
-        return TaskStat(chr(fields[0][0]), int(fields[17]), int(fields[19]))
-    except ValueError:
-        return None
-
-
-class Frame(NamedTuple):
-    symbol: str  # without offset/size: "rpc_wait_bit_killable"
-    module: str  # "sunrpc" for "[sunrpc]", "" for the kernel proper
-
-
-# "[<0>] rpc_wait_bit_killable+0x1e/0x90 [sunrpc]"; the address is zeroed for all but
-# kernels before 4.15-ish, which printed "[<ffffffffa0123456>] ..."; "?" marks unreliable frames.
-_FRAME = re.compile(r"^\s*(?:\[<[0-9a-fA-Fx]*>\]\s*)?(?:\?\s*)?([^\s+\[\]]+)(?:\+\S*)?(?:\s+\[([^\]\s]+)\])?")
-
-
-def parse_stack(text: str) -> list[Frame]:
-    """The frames of ``/proc/<pid>/task/<tid>/stack``, innermost first; unreadable lines skipped."""
-    frames = []
-    for line in text.split("\n"):
-        m = _FRAME.match(line)
-        if m:
-            frames.append(Frame(m.group(1), m.group(2) or ""))
-    return frames
-
-
-_RPC_MODULES = frozenset({"sunrpc", "auth_rpcgss", "rpcsec_gss_krb5", "rpcrdma", "xprtrdma"})
-_RPC_SYMBOL = re.compile(r"(?:rpc|xprt|rpcauth|rpcb|gss)_")
-# sunrpc's task state machine (net/sunrpc/clnt.c): only these call_* are sunrpc's own, other
-# call_* exist elsewhere (call_rwsem_down_write_failed, call_usermodehelper_exec, ...).
-_RPC_CALL_STEPS = frozenset({
-    "call_start", "call_reserve", "call_reserveresult", "call_retry_reserve", "call_refresh",
-    "call_refreshresult", "call_allocate", "call_encode", "call_bind", "call_bind_status",
-    "call_connect", "call_connect_status", "call_transmit", "call_transmit_status",
-    "call_bc_encode", "call_bc_transmit", "call_bc_transmit_status", "call_status",
-    "call_timeout", "call_decode",
-})
-_SERVER_SYMBOL = re.compile(r"(?:svc|cache_)")  # svc_process, svcauth_*, cache_check [sunrpc]
-_NFS_SYMBOL = re.compile(r"(?:p?nfs\d*|nlmclnt)_")  # nfs_, nfs4_, nfs41_, pnfs_; not nfsd_
-
-
-def _bare(symbol: str) -> str:
-    return symbol.lstrip("_").split(".", 1)[0]
-
-
-def frame_class(frame: Frame) -> str:
-    """``rpc``, ``nfs`` or ``other`` for one frame (or one wchan symbol, with no module)."""
-    name = _bare(frame.symbol)
-    if _SERVER_SYMBOL.match(name):
-        return "other"  # sunrpc's server side (nfsd, the NFSv4 callback service), not a client RPC
-    module = frame.module
-    if module in _RPC_MODULES:
-        return "rpc"
-    if module in ("nfs", "nfsv2", "nfsv3", "nfsv4") or module.startswith("nfs_layout"):
-        return "nfs"
-    if _RPC_SYMBOL.match(name) or name in _RPC_CALL_STEPS:
-        return "rpc"
-    if _NFS_SYMBOL.match(name):
-        return "nfs"
-    return "other"
-
-
-def classify(wchan: str | None, frames: Iterable[Frame] = ()) -> str:
-    """What a blocked task waits on: ``rpc`` if any frame (or wchan) is sunrpc's, else ``nfs`` if
-    any is the NFS client's, else ``other``. See the module docstring for why that order."""
-    seen = {frame_class(f) for f in frames}
-    symbol = (wchan or "").strip()
-    if symbol and symbol != "0":
-        seen.add(frame_class(Frame(symbol, "")))
-    if "rpc" in seen:
-        return "rpc"
-    if "nfs" in seen:
-        return "nfs"
-    return "other"
 
 
 # --------------------------------------------------------------------------------------------
@@ -192,16 +58,6 @@ def _read(path: bytes, limit: int) -> bytes:
         return os.read(fd, limit)
     finally:
         os.close(fd)
-
-
-def _plain(data: bytes) -> bool:
-    """The common case, checked without parsing: a well-formed stat of a task that is not in D
-    (nor a zombie) and alone in its thread group. The kernel puts one space between fields."""
-    close = data.rfind(b")")
-    if close < 0:
-        return False
-    fields = data[close + 2 :].split(b" ", 18)
-    return len(fields) == 19 and fields[17] == b"1" and fields[0] not in (b"D", b"Z")
 
 
 def scan_blocked(procfs: os.PathLike[str] | str) -> Scan:
@@ -242,7 +98,7 @@ def scan_blocked(procfs: os.PathLike[str] | str) -> Scan:
         data = read_or_none(pid_dir + b"/stat")
         if data is None:
             continue
-        if _plain(data):  # most processes: nothing more to do
+        if is_plain_task(data):  # most processes: nothing more to do
             processes += 1
             tasks += 1
             continue

@@ -7,9 +7,9 @@ reading them never blocks on a hung mount.
 from __future__ import annotations
 
 from panicwatch.parsers import mountstats
+from panicwatch.parsers.inet_diag import Endpoint, normalize_endpoint
 from panicwatch.reader import HostReader
 from panicwatch.snapshots.mounts import read_mounts
-from panicwatch.snapshots.tcp import Endpoint, normalize_endpoint
 
 NFS_PORT = 2049
 

@@ -1,40 +1,10 @@
 """How long sunrpc tasks have been in flight, from repeated reads of the debugfs ``tasks`` files.
 
-Pure logic, no I/O and no clock of its own: the caller parses every client's ``tasks`` file
-(panicwatch.parsers.sunrpc.parse_tasks) and hands all the tasks of one scrape to
-``TaskTracker.update(now, tasks)``, with ``now`` from a monotonic clock, in seconds.
-
-The kernel prints no start time for a task (``tk_start`` exists but is not in the file), so the
-age is measured from the first scrape that saw the task: it is a lower bound that can be short by
-up to one scrape interval, every task is 0 s old on the first scrape, and an exporter restart
-starts everything again at 0. That is enough to tell an RPC that has been stuck for ten minutes
-from the thousands that come and go between scrapes.
-
-Which task is which: a task is identified by (client id, task id, xid).
-
-* The task id (``tk_pid``) is a 16-bit debugging counter shared by all clients; it wraps, so it
-  can come back as a different task. The xid tells them apart: the same (client, task id) with a
-  different xid is a new task and its age starts again. A hard task that retransmits keeps its
-  xid (the kernel keeps the request slot for all retransmissions), so a task stuck on a dead
-  server keeps its age.
-* xid 0 means "no request slot": a task waiting for a slot (``xprt_backlog``) or for an NFSv4.1
-  session slot has xid 0 until it gets one; a task whose slot was released to restart the call
-  (NFS4ERR_DELAY, jukebox) is at xid 0 until it gets the next. A 0 on either side therefore
-  matches any xid: the task keeps its age through getting or giving up a slot. (Two different
-  tasks would need the same 16-bit id on the same client within one scrape interval to be
-  confused by this.) A restart that gets a new xid between two scrapes counts as a new task.
-* A task missing from a scrape is forgotten. If a client's file could not be read, pass its id
-  in ``retain_clients`` and its tasks are kept (not reported) until the next update.
-
-Memory is bounded by ``max_tracked`` (default 100,000 tasks: 16 MB kept, 30 MB at the peak of an
-update, measured on CPython 3.11). Past it: tasks already
-tracked keep their place, and new tasks beyond the cap are reported with age 0 and
-``tracked=False``, counted in ``TrackerUpdate.untracked``, and not remembered, so each scrape
-they are new again (their age stays 0 and they never count as stuck) until room frees up. The
-per-update result holds one small object per task; nothing else grows.
-
-Not thread-safe: one TaskTracker belongs to one collector, which holds its own lock around
-``update`` (scrapes may run concurrently).
+The kernel prints no start time, so a task's age counts from the first scrape that saw it: a
+lower bound, short by up to one scrape interval. A task is (client id, task id, xid), an xid
+of 0 (no request slot) matching any; a task missing from a scrape is forgotten, unless its
+client's file could not be read. Pure, no clock of its own, not thread-safe (its collector
+holds a lock). The identity rules and the memory bound: docs/kernel-interfaces.md, "rpc".
 """
 
 from __future__ import annotations
@@ -56,29 +26,6 @@ class TrackedTask(NamedTuple):
     age_seconds: float  # now - first_seen, never negative
     tracked: bool = True  # False: over the tracker's cap, not remembered (age stays 0)
 
-    @property
-    def major_timeout(self) -> bool:
-        return self.task.major_timeout
-
-
-@dataclass(frozen=True, slots=True)
-class TrackerUpdate:
-    """What one ``TaskTracker.update`` saw."""
-
-    now: float
-    tasks: tuple[TrackedTask, ...]  # every task of the update, in input order, duplicates left out
-    new: int  # tasks tracked from this update on (first seen, or the same id with a new xid)
-    forgotten: int  # tasks tracked before and gone now (finished, or replaced by a new xid)
-    untracked: int  # tasks not remembered because the tracker was full
-    duplicates: int  # tasks whose (client id, task id) came earlier in the same update; left out
-
-    def by_client(self) -> dict[int, list[TrackedTask]]:
-        """The tasks grouped by client id, each group in input order."""
-        groups: dict[int, list[TrackedTask]] = {}
-        for tracked in self.tasks:
-            groups.setdefault(tracked.task.client_id, []).append(tracked)
-        return groups
-
 
 class TaskTracker:
     """First-seen times of sunrpc tasks across scrapes. See the module docstring."""
@@ -93,25 +40,24 @@ class TaskTracker:
     def __len__(self) -> int:
         return len(self._entries)
 
-    def clear(self) -> None:
-        self._entries = {}
-
     def update(self, now: float, tasks: Iterable[RpcTask], *,
-               retain_clients: Collection[int] = ()) -> TrackerUpdate:
-        """Record one scrape: every task currently in flight, from all clients.
+               retain_clients: Collection[int] = ()) -> tuple[TrackedTask, ...]:
+        """Record one scrape: every task currently in flight, from all clients, in input
+        order (a (client, task id) seen twice counts once).
 
         Tracked tasks absent from ``tasks`` are forgotten, except those of clients in
-        ``retain_clients`` (clients whose file could not be read this time)."""
+        ``retain_clients`` (clients whose file could not be read this time). Past
+        ``max_tracked``, tasks already tracked keep their place and new ones are reported
+        with ``tracked=False`` and age 0, until room frees up."""
         old = self._entries
         entries: dict[tuple[int, int], tuple[int, float]] = {}
         rows: list[TrackedTask] = []
         newcomers: list[int] = []  # indexes into rows of tasks not tracked before
-        continued = duplicates = 0
+        continued = 0
         make = tuple.__new__  # TrackedTask(...) without the NamedTuple __new__ wrapper: 100k per scrape
         for task in tasks:
             key = (task.client_id, task.task_id)
             if key in entries:
-                duplicates += 1
                 continue
             before = old.get(key)
             xid = task.xid
@@ -139,9 +85,7 @@ class TaskTracker:
             del entries[(tracked.task.client_id, tracked.task.task_id)]
             rows[index] = tracked._replace(tracked=False)
         self._entries = entries
-        return TrackerUpdate(now=now, tasks=tuple(rows), new=len(newcomers) - len(untracked),
-                             forgotten=len(old) - continued - retained, untracked=len(untracked),
-                             duplicates=duplicates)
+        return tuple(rows)
 
 
 @dataclass(frozen=True, slots=True)
