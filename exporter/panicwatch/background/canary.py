@@ -1,20 +1,10 @@
-"""The canary: one long-lived thread per mount that keeps asking the server a simple
-question, so a mount sliding toward a stall shows up before anything locks up.
+"""The canary: one long-lived thread per NFS mount (and extra path) that keeps asking the
+server a simple question (statvfs, never answered from the client's cache), so a mount
+sliding toward a stall shows up before anything locks up.
 
-The probe is ``statvfs`` on the mount point. On NFS that is always a round trip to the
-server (FSSTAT in v3, a GETATTR of the fs attributes in v4): the client caches file
-attributes (acregmin/acdirmin) but never statfs results, so a ``stat`` of the mount
-point could be answered from the cache while the server is gone. ``--canary.stat-file``
-adds a stat of a file under the mount, for a server whose statfs path is special.
-
-All targets probe in the same round, every ``--canary.interval`` jittered by up to 10%%
-(a round's start is random per host, so a fleet does not probe a server in step): threads
-that wake together cost a third of the CPU of threads that wake on their own schedules
-(2.1%% against 0.7%% of a core for 100 targets probed once a second, measured here).
-
-A probe stuck in the kernel keeps its thread: the thread is never abandoned and never
-replaced, so a hung mount costs exactly one thread however long it hangs. Scrapes only
-read a lock-protected copy of each target's state and never wait for a probe.
+All targets probe in shared rounds (jittered, at a random phase per host). A probe stuck in
+the kernel keeps its thread, never replaced: a hung mount costs one thread however long it
+hangs, and scrapes only read each target's last state. Details: docs/kernel-interfaces.md.
 """
 
 from __future__ import annotations

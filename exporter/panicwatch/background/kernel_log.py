@@ -1,32 +1,10 @@
-"""A background reader of /dev/kmsg that counts kernel events for the scrape to read.
+"""A thread that reads /dev/kmsg and counts kernel events for the scrape to read.
 
-One daemon thread opens /dev/kmsg ``O_RDONLY|O_NONBLOCK``, seeks to the end (only records
-logged from then on are counted) and reads one record per read(), sleeping in poll() on
-the device and on a wake-up pipe so that :meth:`KmsgWatcher.stop` takes effect at once.
-
-- ``EAGAIN``: nothing new. ``EPIPE``: the ring buffer overwrote records before we read
-  them; the kernel moves us to the oldest record it still has, and the jump in sequence
-  numbers says how many were lost. ``EINVAL``: a record larger than our buffer (the
-  kernel has already stepped past it, so it too shows up as a gap).
-- Sequence numbers make the counts exact: a record whose number we have already seen is
-  ignored, and a jump forward adds the missing count to ``dropped``.
-- Only records with facility 0 count as kernel events (see parsers.kmsg): text written
-  to /dev/kmsg from userspace never has facility 0.
-- NFS servers: ``nfs: server X not responding, still trying`` puts X in
-  ``not_responding`` (with the time it was first reported), ``nfs: server X OK`` takes it
-  out. ``..., timed out`` (soft mounts) is counted but does not enter the set: the kernel
-  prints no OK after it. At start-up a second descriptor reads the records still in the
-  ring buffer only to rebuild that set (nothing is counted from them), so a restart of
-  the exporter during an outage still shows the server as not responding. The kernel
-  rate-limits these messages, so an OK can be lost in a storm; the set is a hint, the
-  canary is the measurement.
-- Bounded memory: at most ``max_servers`` (256) distinct server names are kept; events
-  for servers beyond that are counted under the server name ``_other``
-  (``servers_folded`` says how many). ``recent`` keeps the last 32 records.
-- Without permission (EPERM: kernel.dmesg_restrict=1 without CAP_SYSLOG, or
-  printk.devkmsg=off; EACCES: file mode; ENOENT: no /dev/kmsg in the container) the
-  error is logged once, ``snapshot().error`` says why, and the open is retried every
-  ``retry_interval`` seconds (60; None: never).
+It starts at the end of the log (and replays what the ring buffer still holds only to rebuild
+which NFS servers are not responding), counts each record once by its sequence number, says
+how many the ring buffer overwrote before they were read, bounds the server names it keeps,
+and without permission logs why once and retries every minute. Details:
+docs/kernel-interfaces.md, "kernel_log".
 """
 
 from __future__ import annotations

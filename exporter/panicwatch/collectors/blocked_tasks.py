@@ -1,20 +1,7 @@
-"""blocked_tasks: tasks (threads) in uninterruptible sleep (state D), by what they wait on.
-
-``panicwatch_blocked_tasks{wait}`` counts the D tasks examined this scrape by class (``rpc``,
-``nfs``, ``other``: see panicwatch.parsers.task_state), all three always present.
-``panicwatch_blocked_task_longest_seconds{wait}`` is how long the longest-blocked of them has
-been seen in D: each task is followed across scrapes by (pid, tid, start time) and forgotten
-the first scrape it is not in D. Like the rpc area's ages, it is a lower bound, short by up to
-one scrape interval (0 on the first scrape that sees a task, and after an exporter restart),
-and a task that leaves D and comes back between two scrapes looks as if it never left.
-
-Bounded work: listing costs one small read per process (and per thread, for multithreaded
-processes only); wchan and the kernel stack are read for at most ``max_examined`` D tasks, the
-longest-blocked first. D tasks past the cap are counted in ``panicwatch_blocked_tasks_unexamined``
-and not in ``blocked_tasks``; they are still followed, so their age is right once examined.
-Stack reads have a time budget per scrape (``stack_budget`` seconds, on a helper thread; a read
-that blocks is abandoned and its task classified by wchan from then on); tasks classified
-without a stack are counted in ``panicwatch_blocked_tasks_without_stack``.
+"""blocked_tasks: tasks (threads) in uninterruptible sleep (D), by what they wait on, and how
+long the longest of each class has been seen in D (followed across scrapes by pid, tid and
+start time: a lower bound). Bounded: at most ``max_examined`` D tasks classified a scrape,
+the longest-blocked first, and a time budget for stack reads. docs/kernel-interfaces.md.
 """
 
 from __future__ import annotations

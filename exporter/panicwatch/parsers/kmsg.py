@@ -1,75 +1,8 @@
-"""/dev/kmsg records and the kernel events they announce.
-
-Record format (Documentation/ABI/testing/dev-kmsg; kernel/printk/printk.c
-``info_print_ext_header`` and ``msg_print_ext_body``): every read() returns one record::
-
-    <prio>,<seq>,<ts_usec>,<flags>[,<more>...];<message>\\n
-     KEY=value\\n            (zero or more dictionary lines, each starting with a space)
-
-``prio`` is ``facility << 3 | level``. ``flags`` is ``-``, ``c`` (a continuation fragment)
-or, on kernels before 5.10, ``+``; 3.5 had no flags field at all. Kernels with
-CONFIG_PRINTK_CALLER add ``caller=T123`` after the flags, and readers are told to ignore
-further fields. Message text and dictionary entries escape every byte below 0x20, from
-0x7f up, and the backslash itself as ``\\xNN`` (``msg_add_ext_text``), so a record never
-holds a raw newline of its own and UTF-8 text arrives as escaped bytes.
-
-Who wrote a record: ``devkmsg_write`` (the write side of /dev/kmsg) starts from
-``facility = 1`` (LOG_USER) and takes the facility from a ``<N>`` prefix only when
-``LOG_FACILITY(N) != 0``; LOG_FACILITY masks to 8 bits and printk_info.facility is a u8,
-so nothing written from userspace can carry facility 0 (LOG_KERN). Kernel printk()
-always uses facility 0. :func:`classify` therefore only believes facility-0 records:
-``echo '<0>nfs: server x not responding, still trying' > /dev/kmsg`` arrives as prio 8
-(facility 1, level 0) and counts as nothing.
-
-Event formats, from the kernel source:
-
-- NFS / lockd (net/sunrpc/clnt.c ``rpc_check_timeout``, ``call_decode``; older kernels
-  ``call_timeout``): ``"%s: server %s not responding, still trying"`` (hard mounts, once
-  per task), ``"... not responding, timed out"`` (soft mounts, the call fails), and
-  ``"%s: server %s OK"`` when a task that saw the major timeout gets its reply. ``%s`` is
-  the RPC program name (``nfs``, ``lockd``, ``nfsacl``, ``mount``, ...), the server is
-  the name the mount used (hostname, IPv4 or IPv6 in any spelling). All three are
-  ``pr_notice_ratelimited``: under a storm some are suppressed
-  (``rpc_check_timeout: N callbacks suppressed``), so an ``OK`` can go missing.
-  ``nfs`` becomes ``nfs_not_responding``/``nfs_ok``; ``lockd`` (the NLM lock manager on
-  the same server: its stall hangs fcntl/flock, not reads) becomes
-  ``lockd_not_responding``/``lockd_ok``; other programs are not events.
-- soft lockup (kernel/watchdog.c ``watchdog_timer_fn``):
-  ``"BUG: soft lockup - CPU#%d stuck for %us! [%s:%d]"`` with pr_fmt ``watchdog: `` (4.x
-  had ``NMI watchdog: ``, 2.6/3.x none).
-- hard lockup: ``"Watchdog detected hard LOCKUP on cpu %d"`` (kernel/watchdog_hld.c,
-  prefix ``NMI watchdog: ``), 6.x ``"CPU%u: Watchdog detected hard LOCKUP on cpu %u"``
-  (kernel/watchdog.c ``watchdog_hardlockup_check``, prefix ``watchdog: ``); before 4.x
-  the same text went out through WARN() or panic() ("Kernel panic - not syncing: Watchdog
-  detected hard LOCKUP on cpu 0"), in which case it is the only line, so it is matched
-  anywhere in the line.
-- hung task (kernel/hung_task.c ``check_hung_task``):
-  ``"INFO: task %s:%d blocked for more than %ld seconds."`` (comm may hold ``:``).
-- RCU stall (kernel/rcu/tree_stall.h, tree_exp.h, tasks.h; pr_fmt ``rcu: `` since 4.20):
-  ``"INFO: %s self-detected stall on CPU"``, ``"INFO: %s detected stalls on CPUs/tasks:"``,
-  ``"INFO: %s detected expedited stalls on CPUs/tasks: ..."``,
-  ``"INFO: rcu_tasks detected stalls on tasks:"``; 2.6 had
-  ``"INFO: rcu_sched_state detected stall on CPU 3"``.
-- oops: exactly one *die header* per oops, the line with the die counter:
-  x86 ``__die_header`` ``"%s: %04lx [#%d]..."`` (``Oops: 0000 [#1] SMP``,
-  ``general protection fault: 0000 [#1]``, ``invalid opcode: 0000 [#1]`` after a BUG());
-  since 6.9 prefixed ``"Oops: "`` (``Oops: Oops: 0000 [#1]``, ``Oops: general protection
-  fault, probably for non-canonical address 0x...: 0000 [#1]``); arm64 ``"Internal
-  error: %s: %016x [#%d]"``; powerpc ``"Oops: Kernel access of bad area, sig: 11 [#1]"``;
-  s390 ``"%s: %04x ilc:%d [#%d]"``. The line the brief also lists as oops -
-  ``BUG: kernel NULL pointer dereference, address: ...``, ``BUG: unable to handle page
-  fault for address: ...`` (arch/x86/mm/fault.c ``show_fault_oops``), ``kernel BUG at
-  %s:%u!`` (lib/bug.c ``report_bug``), arm64 ``Unable to handle kernel ...`` - comes
-  *before* the die header of the same oops. Counting both would count every such oops
-  twice, so those lines are their own class, ``oops_cause`` (what went wrong), and
-  ``oops`` counts die headers only (how many oopses).
-- warning (kernel/panic.c ``__warn``): ``"WARNING: CPU: %d PID: %d at %s:%d %pS"`` or
-  ``"... at %pS"``; 3.x ``"WARNING: at %s:%d %pS()"``; a 2025 proposal
-  ``"WARNING: %s:%d at %pS, CPU#%d: %s/%d"``. The ``------------[ cut here ]------------``
-  line before it is not an event, nor are lockdep's ``WARNING: possible ...`` reports.
-
-Only the first line of a message is classified (the kernel keeps embedded newlines
-inside one record, escaped as ``\\x0a``).
+"""/dev/kmsg records (``<prio>,<seq>,<ts_usec>,<flags>;<message>``, dictionary lines after)
+and the kernel events they announce: NFS and lockd servers not responding and back, soft and
+hard lockups, hung tasks, RCU stalls, oopses and their causes, warnings. Only facility-0
+records count: nothing written from userspace carries facility 0. Pure; never raises. The
+formats, with the kernel source of each: docs/kernel-interfaces.md, "kernel_log".
 """
 
 from __future__ import annotations

@@ -1,45 +1,8 @@
-r"""/proc/<pid>/mountstats (NFS client per-mount statistics) and /proc/net/rpc/nfs.
+"""/proc/<pid>/mountstats (the NFS client's per-mount statistics) and /proc/net/rpc/nfs.
 
-What the kernel prints (fs/proc_namespace.c show_vfsstat, fs/nfs/super.c nfs_show_stats,
-net/sunrpc/stats.c rpc_clnt_show_stats, net/sunrpc/xprtsock.c xs_*_print_stats,
-net/sunrpc/xprtrdma/transport.c xprt_rdma_print_stats); \t is a tab::
-
-    device srv:/export mounted on /mnt/a with fstype nfs4 statvers=1.1
-    \topts:\trw,vers=4.2,rsize=1048576,...,proto=tcp,...,addr=10.0.0.1
-    \tage:\t1234
-    \timpl_id:\tname='',domain='',date='0,0'
-    \tcaps:\tcaps=0x3ffbffff,wtmult=512,dtsize=32768,bsize=0,namlen=255
-    \tnfsv4:\tbm0=0xfdffbfff,bm1=0x40f9be3e,bm2=0x803,acl=0x3,sessions,pnfs=not configured,...
-    \tsec:\tflavor=1,pseudoflavor=1
-    \tevents:\t<27 counters, each followed by a space>
-    \tbytes:\t<8 counters, each followed by a space>
-    \tRPC iostats version: 1.1  p/v: 100003/4 (nfs)
-    \txprt:\ttcp 875 1 2 0 0 1234 1234 0 5678 0 2 0 12     (one line per transport: nconnect)
-    \tper-op statistics
-    \t        NULL: 1 1 0 44 24 0 0 0 0                      (the name is printed with %12s)
-    \t        READ: ...
-    <a blank line: show_vfsstat ends every mount with one more newline>
-
-Every other filesystem is a single ``device ... with fstype X`` (or ``no device ...``) line,
-skipped at the cost of one split. The device and mount point are escaped with octal (\040
-space, \011 tab, \012 newline, \134 backslash) and come out decoded.
-
-A mount is returned only when its block is **complete**: it has the ``opts``, ``age``,
-``events``, ``bytes``, ``RPC iostats version`` and ``per-op statistics`` lines, and its per-op
-section ends with the blank line the kernel prints after every NFS mount (a section with no ops
-at all is fine). Anything else - a truncated last block, a malformed counter line, a wrong
-number of values, a line given twice - loses that mount only, with a reason in ``skipped``.
-Lines the parser does not know (``caps:``, ``sec:``, ``nfsv4:``, ``fsc:``, vendor additions) are
-ignored, as is text between mounts.
-
-The impl_id name and domain come from the server and may hold newlines: an impl_id line without
-its closing ``date='N,N'`` runs on to the line that has it. A name holding "\ndevice " still
-splits the mount in two (there is no telling it from a real device line); the real mount is then
-reported as truncated.
-
-Units: ``age`` and ``Transport.idle_time`` are seconds; the three per-op times are kept as the
-kernel prints them, **milliseconds** (``OpStats.queue_ms`` etc.; the ``*_seconds`` properties
-divide by ``MS_PER_SECOND``). Counters are kept exactly, including values that wrapped near 2**64.
+A mount is returned only when its block is complete; anything malformed loses that mount
+only, with a reason in ``skipped``. Per-op times stay in milliseconds, as printed; counters
+are exact. Pure. The format and its versions: docs/kernel-interfaces.md, "nfs".
 """
 
 from __future__ import annotations
