@@ -36,8 +36,9 @@ def main() -> None:
         for i in range(args.targets):
             (Path(base) / f"t{i}").mkdir()
             paths.append(Path(base) / f"t{i}")
-        settings = Settings(canary_path=paths, canary_interval=1.0, canary_max_targets=args.targets,
-                            canary_discovery_interval=30.0)
+        settings = Settings(collector_canary_path=paths, collector_canary_interval=1.0,
+                            collector_canary_max_targets=args.targets,
+                            collector_canary_discovery_interval=30.0)
         canary = Canary(settings, host_of(settings))
         canary.start()
         time.sleep(1.5)  # every target has started probing
@@ -49,7 +50,7 @@ def main() -> None:
     probes = sum(dict(t.buckets)["+Inf"] for t in state.targets)
     print(f"targets: {len(state.targets)}, probes: {probes}, over {elapsed:.0f} s: "
           f"{used:.2f} CPU s = {100 * used / elapsed:.2f}% of one core "
-          f"(scheduler-lag ticker every {settings.canary_scheduler_tick} s included)")
+          f"(scheduler-lag ticker every {settings.collector_canary_scheduler_tick} s included)")
 
 
 if __name__ == "__main__":

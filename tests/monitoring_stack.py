@@ -238,7 +238,7 @@ class Stack:
 def panicwatch_argv(root: Path, port: int) -> list[str]:
     # a fixture's RPC tasks never complete: they count as stuck after 2 s, not 30
     return [sys.executable, "-m", "panicwatch", "serve", "--web.listen-address",
-            f"127.0.0.1:{port}", "--path.rootfs", str(root), "--rpc.stuck-threshold=2"]
+            f"127.0.0.1:{port}", "--path.rootfs", str(root), "--collector.rpc.stuck-threshold=2"]
 
 
 @contextmanager

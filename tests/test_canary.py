@@ -30,7 +30,8 @@ def make_root(tmp_path: Path, mountpoints: list[str], extra: str = "") -> Path:
 
 
 def canary_for(root: Path, **settings: object) -> Canary:
-    s = Settings(path_rootfs=root, canary_interval=0.05, canary_scheduler_tick=0, **settings)
+    s = Settings(path_rootfs=root, collector_canary_interval=0.05, collector_canary_scheduler_tick=0,
+                 **settings)
     return Canary(s, host_of(s))
 
 
@@ -46,7 +47,7 @@ def test_discovers_nfs_mounts_and_extra_paths(tmp_path):
                      extra="60 22 0:30 / /home rw - ext4 /dev/vdb rw\n"
                            "61 22 0:31 / /mnt/c rw - cifs //srv/c rw\n")
     (root / "srv/extra").mkdir(parents=True)
-    canary = canary_for(root, canary_path=[Path("/srv/extra")])
+    canary = canary_for(root, collector_canary_path=[Path("/srv/extra")])
     assert canary.wanted_paths() == ["/mnt/a", "/mnt/b", "/srv/extra"]
     canary.start()
     try:
@@ -85,7 +86,7 @@ def test_mount_churn(tmp_path):
 def test_target_cap_is_logged_once(tmp_path, caplog):
     caplog.set_level(logging.WARNING, logger="panicwatch.canary")
     root = make_root(tmp_path, [f"/mnt/m{i}" for i in range(5)])
-    canary = canary_for(root, canary_max_targets=3)
+    canary = canary_for(root, collector_canary_max_targets=3)
     canary.start()
     try:
         canary.discover()

@@ -61,8 +61,9 @@ def wait_until(base: str, check, timeout: float = 10.0) -> dict:
 
 def test_delay_freeze_and_thaw(fuse):
     mp = str(fuse.path)
-    args = ["--canary.path", mp, "--canary.interval", "0.2", "--canary.timeout", "1",
-            "--canary.scheduler-tick", "0.05", *QUIET]
+    args = ["--collector.canary.path", mp, "--collector.canary.interval", "0.2",
+            "--collector.canary.timeout", "1",
+            "--collector.canary.scheduler-tick", "0.05", *QUIET]
     with serve_process(Path("/"), *args) as (base, proc):
         # 1. a slow server: every probe lands in the 250 ms bucket, none below 100 ms
         fuse.delay(200)

@@ -37,7 +37,7 @@ def by_name(report: dict) -> dict[str, dict]:
 
 
 def test_check_ready_exits_0(tree):
-    code, report = check_json(tree("rhel9_armed"), "--kdump.min-free-ratio", "0")
+    code, report = check_json(tree("rhel9_armed"), "--collector.kdump.min-free-ratio", "0")
     assert code == 0
     assert report["ready"] is True
     assert {c["status"] for c in report["checks"]} == {"pass"}
@@ -45,7 +45,7 @@ def test_check_ready_exits_0(tree):
 
 def test_check_disarmed_ubuntu_gives_fixes_and_exits_1(tree):
     root = tree("ubuntu_disarmed")
-    r = run("check", "--path.rootfs", str(root), "--kdump.min-free-ratio", "0")
+    r = run("check", "--path.rootfs", str(root), "--collector.kdump.min-free-ratio", "0")
     assert r.returncode == 1
     assert "FAIL  crash_kernel_loaded" in r.stdout
     assert ("fix: set USE_KDUMP=1 in /etc/default/kdump-tools && "
@@ -57,7 +57,7 @@ def test_check_disarmed_ubuntu_gives_fixes_and_exits_1(tree):
 
 
 def test_check_reservation_failed_says_what_to_set(tree):
-    code, report = check_json(tree("debian_reservation_failed"), "--kdump.min-free-ratio", "0")
+    code, report = check_json(tree("debian_reservation_failed"), "--collector.kdump.min-free-ratio", "0")
     assert code == 1
     c = by_name(report)["crash_memory_reserved"]
     assert c["status"] == "fail"
@@ -71,7 +71,7 @@ def test_check_no_crashkernel_recommends_the_distribution_table(tree):
     (root / "sys/kernel/kexec_crash_size").write_text("0\n")
     (root / "sys/kernel/kexec_crash_loaded").write_text("0\n")
     (root / "proc/iomem").write_text(trees.IOMEM_16G.replace("  2b000000-3affffff : Crash kernel\n", ""))
-    code, report = check_json(root, "--kdump.min-free-ratio", "0")
+    code, report = check_json(root, "--collector.kdump.min-free-ratio", "0")
     assert code == 1
     c = by_name(report)["crash_memory_reserved"]
     assert c["fix"] == ('grubby --update-kernel=ALL --args="crashkernel=1G-4G:192M,4G-64G:256M,64G-:512M" '
@@ -79,7 +79,7 @@ def test_check_no_crashkernel_recommends_the_distribution_table(tree):
 
 
 def test_check_too_small_machine(tree):
-    code, report = check_json(tree("too_small"), "--kdump.min-free-ratio", "0")
+    code, report = check_json(tree("too_small"), "--collector.kdump.min-free-ratio", "0")
     assert code == 1
     checks = by_name(report)
     assert checks["crash_memory_reserved"]["status"] == "pass"
@@ -92,13 +92,13 @@ def test_check_too_small_machine(tree):
 
 
 def test_check_fadump_ready(tree):
-    code, report = check_json(tree("ppc64le_fadump"), "--kdump.min-free-ratio", "0")
+    code, report = check_json(tree("ppc64le_fadump"), "--collector.kdump.min-free-ratio", "0")
     assert code == 0
     assert by_name(report)["crash_kernel_loaded"]["detail"] == "fadump registered"
 
 
 def test_check_vmcores_pending_is_a_warning(tree):
-    code, report = check_json(tree("ubuntu_armed_dumps"), "--kdump.min-free-ratio", "0")
+    code, report = check_json(tree("ubuntu_armed_dumps"), "--collector.kdump.min-free-ratio", "0")
     assert code == 0
     c = by_name(report)["no_vmcore_pending"]
     assert c["status"] == "fail" and c["severity"] == "warning"
@@ -110,7 +110,7 @@ def test_check_vmcores_pending_is_a_warning(tree):
 
 
 def test_check_vmcore_fix_names_the_newest_dump_file(tree):
-    _, report = check_json(tree("fedora_vmcores"), "--kdump.min-free-ratio", "0")
+    _, report = check_json(tree("fedora_vmcores"), "--collector.kdump.min-free-ratio", "0")
     d = "/var/crash/127.0.0.1-2024-05-02-10:00:00"
     assert by_name(report)["no_vmcore_pending"]["fix"] == (
         f"read it (crash vmlinux {d}/vmcore or less {d}/vmcore-dmesg.txt), then move it off "
@@ -135,7 +135,7 @@ def test_check_as_unprivileged_user(tree):
         base.chmod(0o755)
         root = trees.build("unprivileged", base / "root")
         r = run("check", "--path.rootfs", str(root), "--format", "json",
-                "--kdump.min-free-ratio", "0", user="65534")
+                "--collector.kdump.min-free-ratio", "0", user="65534")
         assert r.returncode == 0, r.stderr
         report = json.loads(r.stdout)
         # the low part of ,high is invisible (zeroed iomem, old kexec_crash_size): not a failure
@@ -176,8 +176,9 @@ def test_environment_variables(tree):
      "--web.listen-address (or PANICWATCH_WEB_LISTEN_ADDRESS): 'nonsense' is not [host]:port"),
     (["metrics", "--path.rootfs", "/does/not/exist"], {},
      "--path.rootfs: /does/not/exist is not a directory"),
-    (["check", "--kdump.min-free-ratio", "2"], {},
-     "--kdump.min-free-ratio (or PANICWATCH_KDUMP_MIN_FREE_RATIO): must be between 0 and 1"),
+    (["check", "--collector.kdump.min-free-ratio", "2"], {},
+     "--collector.kdump.min-free-ratio (or PANICWATCH_COLLECTOR_KDUMP_MIN_FREE_RATIO): "
+     "must be between 0 and 1"),
     (["metrics"], {"PANICWATCH_COLLECTOR_KDUMP": "maybe"},
      "--collector.kdump (or PANICWATCH_COLLECTOR_KDUMP)"),
     (["check", "--format", "xml"], {}, "--format (or PANICWATCH_FORMAT)"),
@@ -203,8 +204,78 @@ def test_check_kernel_without_crash_dump_support(tree):
     root = tree("rhel9_armed")
     (root / "sys/kernel/kexec_crash_loaded").unlink()
     (root / "sys/kernel/kexec_crash_size").unlink()
-    code, report = check_json(root, "--kdump.min-free-ratio", "0")
+    code, report = check_json(root, "--collector.kdump.min-free-ratio", "0")
     assert code == 1
     c = by_name(report)["crash_kernel_loaded"]
     assert c["detail"] == "this kernel has no crash dump support (no /sys/kernel/kexec_crash_loaded)"
     assert c["fix"].startswith("boot a kernel built with CONFIG_KEXEC and CONFIG_CRASH_DUMP")
+
+
+# --- the spellings of older releases ------------------------------------------------------------
+
+
+def settings_of(argv: list[str], monkeypatch: pytest.MonkeyPatch, env: dict[str, str]):
+    from panicwatch import settings as settings_module
+    from panicwatch.cli import build_parser, load_settings
+
+    for name in [n for n in os.environ if n.startswith("PANICWATCH_")]:
+        monkeypatch.delenv(name)
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.setattr(settings_module, "DEPRECATED", [])
+    from panicwatch import cli
+    monkeypatch.setattr(cli, "DEPRECATED", settings_module.DEPRECATED)
+    settings = load_settings(build_parser().parse_args(argv))
+    return settings, list(settings_module.DEPRECATED)
+
+
+@pytest.mark.parametrize(("argv", "env", "field", "expected", "deprecated"), [
+    (["metrics", "--rpc.stuck-threshold", "7"], {}, "collector_rpc_stuck_threshold", 7.0,
+     ["--rpc.stuck-threshold is deprecated: use --collector.rpc.stuck-threshold"]),
+    (["check", "--kdump.min-free-ratio", "0.3"], {}, "collector_kdump_min_free_ratio", 0.3,
+     ["--kdump.min-free-ratio is deprecated: use --collector.kdump.min-free-ratio"]),
+    (["serve", "--canary.path", "/a", "--collector.canary.path", "/b", "--canary.path", "/c"], {},
+     "collector_canary_path", [Path("/a"), Path("/b"), Path("/c")],
+     ["--canary.path is deprecated: use --collector.canary.path"]),
+    (["serve", "--no-collector.kernel-log"], {}, "collector_kernel_log", False,
+     ["--no-collector.kernel-log is deprecated: use --no-collector.kernel_log"]),
+    (["serve", "--collector.kernel-log"], {"PANICWATCH_COLLECTOR_KERNEL_LOG": "0"},
+     "collector_kernel_log", True,
+     ["--collector.kernel-log is deprecated: use --collector.kernel_log"]),
+    (["metrics"], {"PANICWATCH_NFS_ALL_OPS": "true"}, "collector_nfs_all_ops", True,
+     ["PANICWATCH_NFS_ALL_OPS is deprecated: use PANICWATCH_COLLECTOR_NFS_ALL_OPS"]),
+    (["serve"], {"PANICWATCH_CANARY_PATH": '["/srv/a", "/srv/b"]'}, "collector_canary_path",
+     [Path("/srv/a"), Path("/srv/b")],
+     ["PANICWATCH_CANARY_PATH is deprecated: use PANICWATCH_COLLECTOR_CANARY_PATH"]),
+    # the current name wins, and then the old one is not even read
+    (["metrics"], {"PANICWATCH_RPC_STUCK_THRESHOLD": "5",
+                   "PANICWATCH_COLLECTOR_RPC_STUCK_THRESHOLD": "9"},
+     "collector_rpc_stuck_threshold", 9.0, []),
+    # a flag beats any environment variable
+    (["metrics", "--collector.rpc.stuck-threshold", "4"], {"PANICWATCH_RPC_STUCK_THRESHOLD": "5"},
+     "collector_rpc_stuck_threshold", 4.0,
+     ["PANICWATCH_RPC_STUCK_THRESHOLD is deprecated: use PANICWATCH_COLLECTOR_RPC_STUCK_THRESHOLD"]),
+    (["metrics", "--collector.rpc.stuck-threshold", "4"], {}, "collector_rpc_stuck_threshold", 4.0, []),
+])
+def test_old_flags_and_variables_still_work(argv, env, field, expected, deprecated, monkeypatch):
+    settings, noted = settings_of(argv, monkeypatch, env)
+    assert getattr(settings, field) == expected
+    assert noted == deprecated
+
+
+def test_old_spellings_are_hidden_and_logged_once():
+    r = run("serve", "--help")
+    assert "--collector.rpc.stuck-threshold" in r.stdout and "--collector.kernel_log" in r.stdout
+    assert "--rpc.stuck-threshold" not in r.stdout.replace("--collector.rpc.stuck-threshold", "")
+    assert "kernel-log" not in r.stdout and "--canary." not in r.stdout
+    r = run("metrics", "--path.rootfs", tempfile.gettempdir(), "--rpc.stuck-threshold", "3",
+            "--rpc.stuck-threshold", "4", "--no-collector.kdump",
+            env={"PANICWATCH_KDUMP_MIN_FREE_RATIO": "0.2"})
+    assert r.returncode == 0
+    warnings = [line for line in r.stderr.splitlines() if "deprecated" in line]
+    assert warnings == [
+        'time=' + w.split("time=", 1)[1] for w in warnings]  # the exporter's log format
+    assert [w.split('msg="', 1)[1] for w in warnings] == [
+        '--rpc.stuck-threshold is deprecated: use --collector.rpc.stuck-threshold"',
+        'PANICWATCH_KDUMP_MIN_FREE_RATIO is deprecated: use '
+        'PANICWATCH_COLLECTOR_KDUMP_MIN_FREE_RATIO"']

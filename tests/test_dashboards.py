@@ -279,7 +279,8 @@ def exported(tmp_path_factory: pytest.TempPathFactory) -> set[str]:
     """The series names of a full `serve` scrape (every collector, the optional NFS
     families on, the canary and the kernel log included) of the richest tree."""
     root = rich_root(tmp_path_factory.mktemp("rich"))
-    settings = Settings(path_rootfs=root, nfs_all_ops=True, nfs_op_bytes=True, nfs_events=True)
+    settings = Settings(path_rootfs=root, collector_nfs_all_ops=True, collector_nfs_op_bytes=True,
+                        collector_nfs_events=True)
     canary = Canary(settings, host_of(settings))  # never started: its families, no probes
     watcher = _ReadingWatcher(root / "dev/kmsg", replay=False, retry_interval=None)
     registry = build_registry(settings, [CanaryCollector(canary), KernelLogCollector(watcher)])

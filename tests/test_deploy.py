@@ -218,7 +218,7 @@ def test_default_file_names_real_options() -> None:
 
 def test_default_file_quoting_keeps_json() -> None:
     _, examples = env_file_lines(DEFAULTS.read_text())
-    assert json.loads(examples["PANICWATCH_CANARY_PATH"][0]) == ["/srv/data", "/home"]
+    assert json.loads(examples["PANICWATCH_COLLECTOR_CANARY_PATH"][0]) == ["/srv/data", "/home"]
 
 
 # --------------------------------------------------------------------------------------------

@@ -94,7 +94,8 @@ def test_what_the_nfs_collector_emits_is_what_prometheus_client_would(tmp_path: 
     text = block + hostile
     (tmp_path / "proc/self").mkdir(parents=True)
     (tmp_path / "proc/self/mountstats").write_text(text)
-    settings = Settings(path_rootfs=tmp_path, nfs_all_ops=True, nfs_op_bytes=True, nfs_events=True)
+    settings = Settings(path_rootfs=tmp_path, collector_nfs_all_ops=True, collector_nfs_op_bytes=True,
+                        collector_nfs_events=True)
     reader = HostReader(Host.from_paths(tmp_path))
     produced = {f.name: f for f in NfsCollector(settings).collect(reader)}
     assert reader.problems == []

@@ -29,7 +29,7 @@ def test_zeroed_iomem_ranges_are_not_a_reservation(tree):
     root = tree("unprivileged")
     (root / "sys/kernel/kexec_crash_size").write_text("0\n")
     (root / "sys/kernel/kexec_crash_loaded").write_text("0\n")
-    s = scrape(root, kdump_min_free_ratio=0)
+    s = scrape(root, collector_kdump_min_free_ratio=0)
     assert value(s, p("kdump_crash_memory_reserved_bytes")) == 0
     assert checks(s)["crash_memory_reserved"] == 0
 
@@ -37,7 +37,7 @@ def test_zeroed_iomem_ranges_are_not_a_reservation(tree):
 def test_unprivileged_reader_metrics(tree):
     root = tree("unprivileged")
     (root / "proc/iomem").write_text(ZEROED_IOMEM)
-    s = scrape(root, kdump_min_free_ratio=0)
+    s = scrape(root, collector_kdump_min_free_ratio=0)
     assert value(s, p("kdump_loaded")) == 1
     assert value(s, p("kdump_crash_memory_reserved_bytes")) == 512 * MiB
     # RAM from MemTotal + the reservation: 15,400,000 KiB + 512M rounds into 4G-64G
@@ -52,7 +52,7 @@ def test_unknown_ram_leaves_the_request_unresolved(tree):
     root = tree("rhel9_armed")
     (root / "proc/iomem").write_text(ZEROED_IOMEM)
     (root / "proc/meminfo").unlink()
-    s = scrape(root, kdump_min_free_ratio=0)
+    s = scrape(root, collector_kdump_min_free_ratio=0)
     assert value(s, p("kdump_crash_memory_reserved_bytes")) == 256 * MiB
     assert not names(s, p("kdump_crash_memory_requested_bytes"))
     assert not names(s, p("kdump_crash_memory_recommended_bytes"))
@@ -67,7 +67,7 @@ def test_kdump_conf_that_cannot_be_read_is_an_unknown_target(tree):
     conf = root / "etc/kdump.conf"
     conf.unlink()
     conf.mkdir()  # EISDIR: a real read error, whoever runs the test (root ignores modes)
-    s = scrape(root, kdump_min_free_ratio=0)
+    s = scrape(root, collector_kdump_min_free_ratio=0)
     assert value(s, p("kdump_dump_target_info"), path="", type="unknown") == 1
     assert not names(s, p("kdump_dump_target_free_bytes"))
     assert value(s, p("vmcores")) is None  # not counted in a directory that may be wrong
@@ -80,7 +80,7 @@ def test_garbled_iomem_line_loses_only_itself(tree):
     root = tree("rhel9_armed")
     iomem = root / "proc/iomem"
     iomem.write_text("this is not an iomem line\n" + iomem.read_text())
-    s = scrape(root, kdump_min_free_ratio=0)
+    s = scrape(root, collector_kdump_min_free_ratio=0)
     assert value(s, p("kdump_crash_memory_reserved_bytes")) == 256 * MiB
     assert value(s, p("kdump_crash_memory_recommended_bytes")) == 256 * MiB
     assert successes(s)["kdump"] == 0
@@ -100,7 +100,7 @@ def _fadump_legacy(root, registered: str):
 def test_legacy_fadump_files(tree):
     root = tree("ppc64le_fadump")
     _fadump_legacy(root, "1\n")
-    s = scrape(root, kdump_min_free_ratio=0)
+    s = scrape(root, collector_kdump_min_free_ratio=0)
     assert value(s, p("kdump_loaded")) == 1
     assert value(s, p("kdump_crash_memory_reserved_bytes")) == 0  # no mem_reserved there
     assert successes(s)["kdump"] == 1
@@ -109,7 +109,7 @@ def test_legacy_fadump_files(tree):
 def test_fadump_enabled_but_not_registered(tree):
     root = tree("ppc64le_fadump")
     (root / "sys/kernel/fadump/registered").write_text("0\n")
-    s = scrape(root, kdump_min_free_ratio=0)
+    s = scrape(root, collector_kdump_min_free_ratio=0)
     assert value(s, p("kdump_loaded")) == 0
     assert checks(s)["crash_kernel_loaded"] == 0
     assert value(s, p("panic_ready")) == 0
@@ -118,7 +118,7 @@ def test_fadump_enabled_but_not_registered(tree):
 def test_fadump_reserve_mem_sizes_the_area(tree):
     root = tree("ppc64le_fadump")
     (root / "proc/cmdline").write_text("root=/dev/sda2 ro fadump=on fadump_reserve_mem=1G\n")
-    s = scrape(root, kdump_min_free_ratio=0)
+    s = scrape(root, collector_kdump_min_free_ratio=0)
     assert value(s, p("kdump_crash_memory_requested_bytes")) == 1 * GiB
     assert checks(s)["crash_memory_reserved"] == 0  # 768M reserved < 1G asked
 
@@ -127,7 +127,7 @@ def test_fadump_ram_comes_from_iomem(tree):
     # 32 GiB of System RAM in iomem while MemTotal says 7.6 GB: the fadump table uses iomem.
     root = tree("ppc64le_fadump")
     (root / "proc/iomem").write_text("00000000-7ffffffff : System RAM\n")
-    s = scrape(root, kdump_min_free_ratio=0)
+    s = scrape(root, collector_kdump_min_free_ratio=0)
     assert value(s, p("kdump_crash_memory_recommended_bytes")) == 1 * GiB  # 16G-64G:1G
     assert value(s, p("kdump_crash_memory_requested_bytes")) == 1 * GiB
 
@@ -135,7 +135,7 @@ def test_fadump_ram_comes_from_iomem(tree):
 def test_masked_unit_is_not_enabled(tree):
     root = tree("rhel9_armed")
     (root / "etc/systemd/system/kdump.service").symlink_to("/dev/null")
-    s = scrape(root, kdump_min_free_ratio=0)
+    s = scrape(root, collector_kdump_min_free_ratio=0)
     assert value(s, p("kdump_service_enabled")) == 0
     assert checks(s)["kdump_enabled_at_boot"] == 0
 
@@ -151,7 +151,7 @@ def test_dmesg_that_is_not_a_regular_file_is_never_opened(tree, tmp_path, kind):
         secret = tmp_path / "secret"
         secret.write_text(DMESG_SYSRQ)
         dmesg.symlink_to(secret)
-    s = scrape(root, kdump_min_free_ratio=0)
+    s = scrape(root, collector_kdump_min_free_ratio=0)
     info = names(s, p("last_panic_info"))
     assert [dict(labels)["kind"] for labels in info] == ["unknown"]
 
@@ -161,7 +161,7 @@ def test_crash_dir_scan_cap_is_reported(tree, monkeypatch):
     for i in range(5):
         (root / f"var/crash/not-a-dump-{i}").mkdir()
     monkeypatch.setattr(vmcores, "MAX_ENTRIES", 3)
-    s = scrape(root, kdump_min_free_ratio=0)
+    s = scrape(root, collector_kdump_min_free_ratio=0)
     assert successes(s)["vmcores"] == 0
     assert value(s, p("vmcores")) == 0
 
@@ -172,7 +172,7 @@ def test_each_snapshot_is_read_once_per_scrape(tree, monkeypatch):
     monkeypatch.setattr(vmcores, "scan_crash_dir",
                         lambda reader, d: calls.append(d) or real(reader, d))
     root = tree("fedora_vmcores")
-    registry = build_registry(Settings(path_rootfs=root, kdump_min_free_ratio=0))
+    registry = build_registry(Settings(path_rootfs=root, collector_kdump_min_free_ratio=0))
     render_all(registry)
     assert calls == ["/var/crash"]  # vmcores and readiness share one listing
     render_all(registry)

@@ -57,7 +57,7 @@ def test_rhel9_armed(tree):
 
 
 def test_rhel9_armed_is_ready_without_the_free_space_rule(tree):
-    s = scrape(tree("rhel9_armed"), kdump_min_free_ratio=0)
+    s = scrape(tree("rhel9_armed"), collector_kdump_min_free_ratio=0)
     assert value(s, p("panic_ready")) == 1
 
 
@@ -87,7 +87,7 @@ def test_fedora_vmcores(tree):
 
 
 def test_ubuntu_armed_with_a_dump(tree):
-    s = scrape(tree("ubuntu_armed_dumps"), kdump_min_free_ratio=0)
+    s = scrape(tree("ubuntu_armed_dumps"), collector_kdump_min_free_ratio=0)
     assert value(s, p("kdump_loaded")) == 1
     assert value(s, p("kdump_crash_memory_reserved_bytes")) == 512 * MiB
     assert value(s, p("kdump_crash_memory_requested_bytes")) == 512 * MiB
@@ -107,7 +107,7 @@ def test_ubuntu_armed_with_a_dump(tree):
 
 
 def test_ubuntu_disarmed(tree):
-    s = scrape(tree("ubuntu_disarmed"), kdump_min_free_ratio=0)
+    s = scrape(tree("ubuntu_disarmed"), collector_kdump_min_free_ratio=0)
     assert value(s, p("kdump_loaded")) == 0
     assert value(s, p("kdump_crash_memory_reserved_bytes")) == 192 * MiB
     assert value(s, p("kdump_crash_memory_requested_bytes")) == 192 * MiB
@@ -122,7 +122,7 @@ def test_ubuntu_disarmed(tree):
 
 
 def test_reservation_failed(tree):
-    s = scrape(tree("debian_reservation_failed"), kdump_min_free_ratio=0)
+    s = scrape(tree("debian_reservation_failed"), collector_kdump_min_free_ratio=0)
     assert value(s, p("kdump_crash_memory_requested_bytes")) == 512 * MiB
     assert value(s, p("kdump_crash_memory_reserved_bytes")) == 0
     assert value(s, p("kdump_crash_memory_recommended_bytes")) == 128 * MiB  # Debian 384M-:128M
@@ -131,7 +131,7 @@ def test_reservation_failed(tree):
 
 
 def test_sles_split_reservation_and_two_layouts(tree):
-    s = scrape(tree("sles_dumps"), kdump_min_free_ratio=0)
+    s = scrape(tree("sles_dumps"), collector_kdump_min_free_ratio=0)
     # ,high 242M + ,low 72M, both visible in /proc/iomem
     assert value(s, p("kdump_crash_memory_requested_bytes")) == 314 * MiB
     assert value(s, p("kdump_crash_memory_reserved_bytes")) == (0x2F7FFFFF - 0x2B000000 + 1) + (
@@ -147,7 +147,7 @@ def test_sles_split_reservation_and_two_layouts(tree):
 
 
 def test_ppc64le_fadump(tree):
-    s = scrape(tree("ppc64le_fadump"), kdump_min_free_ratio=0)
+    s = scrape(tree("ppc64le_fadump"), collector_kdump_min_free_ratio=0)
     assert value(s, p("kdump_loaded")) == 1
     assert value(s, p("kdump_crash_memory_reserved_bytes")) == 768 * MiB
     assert value(s, p("kdump_crash_memory_requested_bytes")) == 768 * MiB
@@ -157,7 +157,7 @@ def test_ppc64le_fadump(tree):
 
 
 def test_too_small_machine(tree):
-    s = scrape(tree("too_small"), kdump_min_free_ratio=0)
+    s = scrape(tree("too_small"), collector_kdump_min_free_ratio=0)
     assert value(s, p("kdump_crash_memory_requested_bytes")) == 0
     assert value(s, p("kdump_crash_memory_reserved_bytes")) == 0
     assert value(s, p("kdump_crash_memory_recommended_bytes")) == 0
@@ -201,7 +201,7 @@ def test_nfs_mounted_inside_the_crash_dir_is_not_listed(tree):
     root = tree("ubuntu_armed_dumps")
     mi = root / "proc/1/mountinfo"
     mi.write_text(mi.read_text() + "41 22 0:46 / /var/crash/202405010312 rw - nfs4 filer:/x rw\n")
-    s = scrape(root, kdump_min_free_ratio=0)
+    s = scrape(root, collector_kdump_min_free_ratio=0)
     assert value(s, p("vmcores")) == 0  # the NFS-mounted dump dir is skipped, not listed
 
 

@@ -17,12 +17,6 @@ from panicwatch.exposition import render_all
 from panicwatch.settings import Settings
 
 FIXTURES = Path(__file__).parent / "fixtures" / "mountstats"
-RPC_NFS = (
-    "net 0 0 0 0\n"
-    "rpc 7181612 31 7181590\n"
-    "proc4 69 1 1281923 702214 0 80313 0 26 6 26 2120 3012 0 0 0 2196 32 0 3815 4411270 194 30"
-    + " 0" * 48 + "\n"
-)
 
 
 class Scraper:
@@ -46,8 +40,6 @@ class Scraper:
 @pytest.fixture
 def fake_proc(tmp_path: Path) -> Path:
     (tmp_path / "proc/self").mkdir(parents=True)
-    (tmp_path / "proc/net/rpc").mkdir(parents=True)
-    (tmp_path / "proc/net/rpc/nfs").write_text(RPC_NFS)
     return tmp_path
 
 
@@ -84,9 +76,6 @@ def test_nfsv42_mount_exact_values(fake_proc):
     assert value(m, p("nfs_transport_connects_total"), mountpoint=mp) == 1
     assert value(m, p("nfs_transport_idle_seconds"), mountpoint=mp) == 1
     assert value(m, p("nfs_transport_pending_queue_sum_total"), mountpoint=mp) == 1220331
-    assert value(m, p("rpc_calls_total")) == 7181612
-    assert value(m, p("rpc_retransmissions_total")) == 31
-    assert value(m, p("rpc_auth_refreshes_total")) == 7181590
     assert value(m, p("nfs_parse_errors_total")) == 0
     assert value(m, p("collector_success"), collector="nfs") == 1
     # not by default: per-op bytes and events
@@ -112,7 +101,7 @@ def test_default_ops_are_the_common_ones_plus_those_that_move(fake_proc):
 
 
 def test_all_ops_op_bytes_and_events(fake_proc):
-    s = Scraper(fake_proc, nfs_all_ops=True, nfs_op_bytes=True, nfs_events=True)
+    s = Scraper(fake_proc, collector_nfs_all_ops=True, collector_nfs_op_bytes=True, collector_nfs_events=True)
     s.write("debian12_v42.txt")
     m = s.scrape()
     mp = "/srv/projects"
@@ -126,7 +115,7 @@ def test_all_ops_op_bytes_and_events(fake_proc):
 
 
 def test_old_kernel_without_errors_field(fake_proc):
-    s = Scraper(fake_proc, nfs_events=True)
+    s = Scraper(fake_proc, collector_nfs_events=True)
     s.write("rhel5_v3_statvers10.txt")
     m = s.scrape()
     assert len(names(m, p("nfs_events_total"))) == 25
@@ -137,7 +126,7 @@ def test_old_kernel_without_errors_field(fake_proc):
 
 
 def test_wrapped_counters_are_exported_as_they_are(fake_proc):
-    s = Scraper(fake_proc, nfs_all_ops=True)
+    s = Scraper(fake_proc, collector_nfs_all_ops=True)
     s.write("el7_v3_wrapped.txt")
     m = s.scrape()
     assert 18446744073709551615 in m.values()
@@ -154,7 +143,7 @@ def test_nconnect_transports_summed_or_apart(fake_proc):
         2000061 + 2000050 + 2000054 + 2000048)
     assert value(m, p("nfs_transport_idle_seconds"), mountpoint="/scratch") == 0  # the least
     assert value(m, p("nfs_transport_max_slots"), mountpoint="/scratch") == 128
-    s = Scraper(fake_proc, nfs_per_transport=True)
+    s = Scraper(fake_proc, collector_nfs_per_transport=True)
     m = s.scrape()
     assert value(m, p("nfs_transport_idle_seconds"), mountpoint="/scratch", transport="2") == 2
     assert value(m, p("nfs_transport_sends_total"), mountpoint="/scratch", transport="3") == 2000048
@@ -173,7 +162,8 @@ def test_udp_transport_has_no_connects(fake_proc):
 
 
 def test_mount_and_op_filters(fake_proc):
-    s = Scraper(fake_proc, nfs_mount_exclude="^/(home|archive)$", nfs_op_include="^(READ|WRITE)$")
+    s = Scraper(fake_proc, collector_nfs_mount_exclude="^/(home|archive)$",
+                collector_nfs_op_include="^(READ|WRITE)$")
     s.write("nconnect4.txt", "truncated.txt")
     m = s.scrape()
     mounts = {dict(lb)["mountpoint"] for lb in names(m, p("nfs_mount_info"))}
@@ -229,15 +219,27 @@ def test_escaped_mount_points_are_valid_label_values(fake_proc):
 
 
 def test_no_nfs_client(fake_proc):
-    (fake_proc / "proc/net/rpc/nfs").unlink()
     s = Scraper(fake_proc)
     s.write(text="device proc mounted on /proc with fstype proc\n")
     m = s.scrape()
     assert value(m, p("collector_success"), collector="nfs") == 1
     assert not names(m, p("nfs_mount_info"))
-    assert value(m, p("rpc_calls_total")) is None
 
 
 def test_missing_mountstats_fails_the_collector(fake_proc):
     m = Scraper(fake_proc).scrape()
     assert value(m, p("collector_success"), collector="nfs") == 0
+
+
+def test_mount_points_joined_to_server_addresses(fake_proc):
+    (fake_proc / "proc/1").mkdir(parents=True)
+    (fake_proc / "proc/1/mountinfo").write_text(
+        "22 1 253:0 / / rw - xfs /dev/vda1 rw\n"
+        "40 22 0:50 / /srv/a rw - nfs4 filer:/a rw,vers=4.2,addr=192.168.122.1\n"
+        "41 22 0:51 / /srv/b rw - nfs4 filer:/b rw,vers=4.2,port=20490,addr=::ffff:192.168.122.1\n"
+        "42 22 0:52 / /srv/c rw - nfs filer:/c rw,vers=3,addr=filer.example\n")
+    s = Scraper(fake_proc).scrape()
+    info = {dict(lb)["mountpoint"]: (dict(lb)["server"], dict(lb)["port"])
+            for lb in names(s, "panicwatch_nfs_mount_server_info")}
+    # /srv/c names its server by hostname: never resolved on the scrape path
+    assert info == {"/srv/a": ("192.168.122.1", "2049"), "/srv/b": ("192.168.122.1", "20490")}

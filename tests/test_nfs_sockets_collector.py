@@ -34,9 +34,9 @@ def test_stalled_server_in_another_namespace(tmp_path):
         ready = json.loads(child.stdout.readline())
         mount_table(tmp_path, ready["port"])
         ns = f"/proc/{child.pid}/ns/net"
-        first = scrape(tmp_path, nfs_sockets_netns=ns, **QUIET)
+        first = scrape(tmp_path, collector_nfs_sockets_netns=ns, **QUIET)
         time.sleep(1.0)
-        second = scrape(tmp_path, nfs_sockets_netns=ns, **QUIET)
+        second = scrape(tmp_path, collector_nfs_sockets_netns=ns, **QUIET)
     finally:
         child.communicate("done\n", timeout=10)
     server = {"server": "127.0.0.1", "port": str(ready["port"])}

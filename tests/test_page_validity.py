@@ -110,7 +110,8 @@ def test_baseline_page_is_clean(nfs_host: Path) -> None:
 
 
 def test_mountstats_names_never_break_the_page(nfs_host: Path) -> None:
-    pages = Pages(build_registry(Settings(path_rootfs=nfs_host, nfs_all_ops=True, nfs_events=True)))
+    pages = Pages(build_registry(Settings(path_rootfs=nfs_host, collector_nfs_all_ops=True,
+                                          collector_nfs_events=True)))
     restore = restoring(nfs_host, "proc/self/mountstats")
     block = (FIXTURES / "mountstats/debian12_v42.txt").read_text()
     op_name = st.text(min_size=1, max_size=12).filter(

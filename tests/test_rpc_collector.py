@@ -34,7 +34,7 @@ def rpc_only(root: Path, **settings: object):
 def test_tasks_per_server_with_ages(tmp_path):
     stuck = (FIXTURES / "tasks_6.1_nfsv3_stuck.txt").read_text()
     root = debugfs(tmp_path, stuck)
-    s = rpc_only(root, rpc_stuck_threshold=0.3)
+    s = rpc_only(root, collector_rpc_stuck_threshold=0.3)
     server = "192.168.122.1"
     assert value(s, "panicwatch_rpc_debugfs_available") == 1
     assert value(s, "panicwatch_rpc_tasks", server=server) == 6
@@ -47,7 +47,7 @@ def test_age_grows_while_a_task_stays_and_resets_for_a_new_xid(tmp_path):
     lines = (FIXTURES / "tasks_6.1_nfsv3_stuck.txt").read_text().splitlines(keepends=True)
     root = debugfs(tmp_path, "".join(lines[:2]))
     quiet = {f"collector_{n}": False for n in ("kdump", "vmcores", "kernel", "readiness", "nfs")}
-    registry = build_registry(Settings(path_rootfs=root, rpc_stuck_threshold=0.3, **quiet))
+    registry = build_registry(Settings(path_rootfs=root, collector_rpc_stuck_threshold=0.3, **quiet))
 
     def once():
         return scrape_text(render_all(registry).decode())
@@ -92,15 +92,19 @@ def test_transport_queues_from_sysfs(tmp_path):
     assert value(s, "panicwatch_rpc_debugfs_available") == 0  # sysfs works without debugfs
 
 
-def test_mount_points_joined_to_server_addresses(tmp_path):
-    (tmp_path / "proc/1").mkdir(parents=True)
-    (tmp_path / "proc/1/mountinfo").write_text(
-        "22 1 253:0 / / rw - xfs /dev/vda1 rw\n"
-        "40 22 0:50 / /srv/a rw - nfs4 filer:/a rw,vers=4.2,addr=192.168.122.1\n"
-        "41 22 0:51 / /srv/b rw - nfs4 filer:/b rw,vers=4.2,port=20490,addr=::ffff:192.168.122.1\n"
-        "42 22 0:52 / /srv/c rw - nfs filer:/c rw,vers=3,addr=filer.example\n")
+def test_client_rpc_totals(tmp_path):
+    (tmp_path / "proc/net/rpc").mkdir(parents=True)
+    (tmp_path / "proc/net/rpc/nfs").write_text(
+        "net 0 0 0 0\nrpc 7181612 31 7181590\nproc4 69 1 1281923 702214" + " 0" * 66 + "\n")
     s = rpc_only(tmp_path)
-    info = {dict(lb)["mountpoint"]: (dict(lb)["server"], dict(lb)["port"])
-            for lb in names(s, "panicwatch_nfs_mount_server_info")}
-    # /srv/c names its server by hostname: never resolved on the scrape path
-    assert info == {"/srv/a": ("192.168.122.1", "2049"), "/srv/b": ("192.168.122.1", "20490")}
+    assert value(s, "panicwatch_rpc_calls_total") == 7181612
+    assert value(s, "panicwatch_rpc_retransmissions_total") == 31
+    assert value(s, "panicwatch_rpc_auth_refreshes_total") == 7181590
+    assert value(s, "panicwatch_collector_success", collector="rpc") == 1
+    (tmp_path / "proc/net/rpc/nfs").unlink()  # no NFS client module: no totals, no failure
+    s = rpc_only(tmp_path)
+    assert value(s, "panicwatch_rpc_calls_total") is None
+    assert value(s, "panicwatch_collector_success", collector="rpc") == 1
+    # --no-collector.rpc: none of the rpc_* metrics
+    s = scrape(tmp_path, collector_rpc=False)
+    assert not [k for k in s if k[0].startswith("panicwatch_rpc_")]

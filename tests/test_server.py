@@ -184,3 +184,15 @@ def test_every_metric_passes_promtool(tree, detail):
     assert len([k for k in s if k[0] == "panicwatch_nfs_mount_info"]) == 7
     lint = subprocess.run([promtool, "check", "metrics"], input=body, capture_output=True)
     assert (lint.returncode, lint.stdout, lint.stderr) == (0, b"", b"")
+
+
+def test_no_collector_canary_runs_no_probes(tree):
+    root = tree("nfs_client")
+    with serving(root) as base:
+        s = scrape_text(get(base + "/metrics")[2].decode())
+        assert value(s, "panicwatch_canary_targets") == 1  # the NFS mount of the tree
+    with serving(root, "--no-collector.canary") as base:
+        s = scrape_text(get(base + "/metrics")[2].decode())
+    assert value(s, "panicwatch_collector_success", collector="canary") is None
+    assert not [k for k in s if k[0].startswith("panicwatch_canary_")]
+    assert value(s, "panicwatch_collector_success", collector="nfs") == 1

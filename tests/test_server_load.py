@@ -85,7 +85,7 @@ def timed_scrape(url: str) -> tuple[float, int, bytes]:
 
 
 def test_200_concurrent_scrapes_with_slow_clients_held_open(tree):
-    with serve_process(tree("fedora_vmcores"), "--no-collector.kernel-log") as (base, proc):
+    with serve_process(tree("fedora_vmcores"), "--no-collector.kernel_log") as (base, proc):
         port = port_of(base)
         get(base + "/metrics")  # first scrape: imports and caches warm
         threads_before = proc_status(proc.pid, "Threads")

@@ -259,7 +259,7 @@ def serve_web(root: Path, config: Path) -> Iterator[tuple[int, subprocess.Popen[
     def port_accepts(base: str) -> None:
         socket.create_connection(("127.0.0.1", port_of(base)), timeout=1).close()
 
-    with serve_process(root, f"--web.config.file={config}", "--no-collector.kernel-log",
+    with serve_process(root, f"--web.config.file={config}", "--no-collector.kernel_log",
                        ready=port_accepts) as (base, proc):
         yield port_of(base), proc
 

@@ -6,12 +6,13 @@ import argparse
 import logging
 import sys
 from collections.abc import Sequence
+from typing import Any
 
 from pydantic import ValidationError
 from pydantic_settings import SettingsError
 
 from panicwatch import __version__
-from panicwatch.settings import ALL_COMMANDS, Settings, flag_of
+from panicwatch.settings import ALL_COMMANDS, DEPRECATED, Settings, flag_of, note_deprecated
 
 COMMANDS = {
     "serve": "Run the exporter: /metrics, /healthz and a landing page at /.",
@@ -24,6 +25,31 @@ COMMANDS = {
 }
 LOG_LEVELS = {"debug": logging.DEBUG, "info": logging.INFO, "warn": logging.WARNING,
               "error": logging.ERROR}
+
+
+class _OldFlag(argparse.Action):
+    """A flag's spelling of an older release: does what the current one does, hidden from
+    --help, and noted so that the command logs a deprecation once."""
+
+    def __init__(self, option_strings: list[str], dest: str, current: str, kind: str,
+                 **kwargs: Any) -> None:
+        self.current, self.kind = current, kind
+        if kind == "bool":
+            option_strings = [*option_strings,
+                              *(s.replace("--", "--no-", 1) for s in option_strings)]
+            kwargs["nargs"] = 0
+        super().__init__(option_strings, dest, **kwargs)
+
+    def __call__(self, parser: argparse.ArgumentParser, namespace: argparse.Namespace,
+                 values: Any, option_string: str | None = None) -> None:
+        negated = bool(option_string and option_string.startswith("--no-"))
+        note_deprecated(str(option_string),
+                        self.current.replace("--", "--no-", 1) if negated else self.current)
+        if self.kind == "bool":
+            values = not negated
+        elif self.kind == "list":
+            values = [*getattr(namespace, self.dest, []), values]
+        setattr(namespace, self.dest, values)
 
 
 def _add_flags(parser: argparse.ArgumentParser, command: str | None) -> None:
@@ -39,15 +65,23 @@ def _add_flags(parser: argparse.ArgumentParser, command: str | None) -> None:
         env = f"PANICWATCH_{name.upper()}"
         default = "" if field.default is None else f"default: {field.default}; "
         help_text = f"{field.description} ({default}env {env})"
-        kwargs: dict[str, object] = {"dest": name, "default": argparse.SUPPRESS, "help": help_text}
+        kwargs: dict[str, Any] = {"dest": name, "default": argparse.SUPPRESS, "help": help_text}
+        kind = "value"
+        metavar = str(extra["flag"]).rsplit(".", 1)[-1].replace("-", "_").upper()
         if field.annotation is bool:
             kwargs["action"] = argparse.BooleanOptionalAction
+            kind = "bool"
         elif getattr(field.annotation, "__origin__", None) is list:
             kwargs["action"] = "append"
-            kwargs["metavar"] = name.split("_", 1)[-1].upper()
+            kwargs["metavar"] = metavar
+            kind = "list"
         else:
-            kwargs["metavar"] = name.split("_", 1)[-1].upper()
-        parser.add_argument(flag_of(name), **kwargs)  # type: ignore[arg-type]
+            kwargs["metavar"] = metavar
+        parser.add_argument(flag_of(name), **kwargs)
+        if "old_flag" in extra:
+            parser.add_argument(f"--{extra['old_flag']}", action=_OldFlag, dest=name,
+                                current=flag_of(name), kind=kind, default=argparse.SUPPRESS,
+                                help=argparse.SUPPRESS)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -96,6 +130,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         stream=sys.stderr, level=LOG_LEVELS[settings.log_level],
         format='time=%(asctime)s level=%(levelname)s source=%(name)s msg="%(message)s"',
     )
+    for message in DEPRECATED:
+        logging.getLogger("panicwatch").warning(message)
     if args.command == "serve":
         from panicwatch.web.serve import serve
 
@@ -122,7 +158,7 @@ def run_check(settings: Settings) -> int:
     from panicwatch.readiness.report import as_json, as_text
 
     try:
-        report = assess(host_of(settings), settings.kdump_min_free_ratio)
+        report = assess(host_of(settings), settings.collector_kdump_min_free_ratio)
     except Exception as e:  # a report that cannot be made is exit 2, not a traceback
         logging.getLogger("panicwatch").debug("check failed", exc_info=True)
         print(f"panicwatch check: could not run: {type(e).__name__}: {e}", file=sys.stderr)

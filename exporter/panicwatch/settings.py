@@ -2,7 +2,10 @@
 
 Every field is an environment variable ``PANICWATCH_<FIELD>`` (pydantic-settings)
 and a node_exporter-style flag named in the field's ``flag`` metadata; cli.py
-builds the argument parser from this model, so a new option is added here once.
+builds the argument parser from this model, so a new option is added here once. A
+collector's options sit under its flag (``--collector.rpc.stuck-threshold``); the names of
+older releases (``old_flag``, ``old_env``) still work, hidden, and are noted in
+``DEPRECATED`` for the command to log once.
 """
 
 from __future__ import annotations
@@ -12,15 +15,54 @@ from re import Pattern
 from typing import Any, Literal
 
 from pydantic import Field, field_validator, model_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic.fields import FieldInfo
+from pydantic_settings import (
+    BaseSettings,
+    EnvSettingsSource,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+)
 
 ALL_COMMANDS = ("serve", "metrics", "check")
 SCRAPE_COMMANDS = ("serve", "metrics")
 
 
-def option(default: Any, flag: str, help: str, commands: tuple[str, ...] = ALL_COMMANDS) -> Any:
-    """A settings field that also knows its command-line flag and where it applies."""
-    return Field(default, description=help, json_schema_extra={"flag": flag, "commands": commands})
+def option(default: Any, flag: str, help: str, commands: tuple[str, ...] = ALL_COMMANDS, *,
+           old_flag: str | None = None, old_env: str | None = None) -> Any:
+    """A settings field that also knows its command-line flag and where it applies, and the
+    spellings of older releases, still accepted (hidden, with a deprecation logged once)."""
+    extra: dict[str, Any] = {"flag": flag, "commands": commands}
+    if old_flag:
+        extra["old_flag"] = old_flag
+    if old_env:
+        extra["old_env"] = old_env
+    return Field(default, description=help, json_schema_extra=extra)
+
+
+# Old spellings met while loading the settings, each once: "OLD is deprecated: use NEW".
+DEPRECATED: list[str] = []
+
+
+def note_deprecated(old: str, new: str) -> None:
+    message = f"{old} is deprecated: use {new}"
+    if message not in DEPRECATED:
+        DEPRECATED.append(message)
+
+
+class OldEnvNames(EnvSettingsSource):
+    """The environment variable names of older releases (a field's ``old_env``), taken only
+    where the current name is not set."""
+
+    def get_field_value(self, field: FieldInfo, field_name: str) -> tuple[Any, str, bool]:
+        extra = field.json_schema_extra
+        old = extra.get("old_env") if isinstance(extra, dict) else None
+        current = f"PANICWATCH_{field_name.upper()}"
+        if isinstance(old, str) and current.lower() not in self.env_vars:
+            value = self.env_vars.get(old.lower())
+            if value is not None:
+                note_deprecated(old, current)
+                return value, field_name, self.field_is_complex(field)
+        return None, field_name, False
 
 
 def collector_option(name: str, help: str) -> Any:
@@ -54,85 +96,105 @@ class Settings(BaseSettings):
         "info", "log.level", "Only log messages with the given severity or above."
     )
     collector_kdump: bool = collector_option("kdump", "crash kernel, reservation, dump target.")
+    collector_kdump_min_free_ratio: float = option(
+        0.1, "collector.kdump.min-free-ratio",
+        "Free space the dump target needs, as a fraction of RAM (a makedumpfile -d 31 "
+        "dump is typically 1-10%% of RAM).",
+        old_flag="kdump.min-free-ratio", old_env="PANICWATCH_KDUMP_MIN_FREE_RATIO")
     collector_vmcores: bool = collector_option("vmcores", "dumps waiting in the crash dir.")
     collector_kernel: bool = collector_option("kernel", "panic sysctls, lockup counters, pstore.")
     collector_readiness: bool = collector_option("readiness", "the panic readiness checks.")
-    collector_nfs: bool = collector_option(
-        "nfs", "NFS client statistics from mountstats and /proc/net/rpc/nfs.")
-    nfs_mountstats_pid: str = option(
+    collector_nfs: bool = collector_option("nfs", "NFS client statistics from mountstats.")
+    collector_nfs_mountstats_pid: str = option(
         "self", "collector.nfs.mountstats-pid",
         "Whose /proc/<pid>/mountstats to read: mount statistics are per mount namespace, so "
-        "in a container with the host's PID namespace use 1.", SCRAPE_COMMANDS)
-    nfs_mount_include: Pattern[str] | None = option(
+        "in a container with the host's PID namespace use 1.", SCRAPE_COMMANDS,
+        old_env="PANICWATCH_NFS_MOUNTSTATS_PID")
+    collector_nfs_mount_include: Pattern[str] | None = option(
         None, "collector.nfs.mount-include",
         "Regex: only NFS mount points it matches (unanchored, as node_exporter's).",
-        SCRAPE_COMMANDS)
-    nfs_mount_exclude: Pattern[str] | None = option(
+        SCRAPE_COMMANDS, old_env="PANICWATCH_NFS_MOUNT_INCLUDE")
+    collector_nfs_mount_exclude: Pattern[str] | None = option(
         None, "collector.nfs.mount-exclude", "Regex: leave out NFS mount points it matches.",
-        SCRAPE_COMMANDS)
-    nfs_op_include: Pattern[str] | None = option(
+        SCRAPE_COMMANDS, old_env="PANICWATCH_NFS_MOUNT_EXCLUDE")
+    collector_nfs_op_include: Pattern[str] | None = option(
         None, "collector.nfs.op-include",
         "Regex: only NFS operations it matches (e.g. '^(READ|WRITE|GETATTR)$').",
-        SCRAPE_COMMANDS)
-    nfs_op_exclude: Pattern[str] | None = option(
+        SCRAPE_COMMANDS, old_env="PANICWATCH_NFS_OP_INCLUDE")
+    collector_nfs_op_exclude: Pattern[str] | None = option(
         None, "collector.nfs.op-exclude", "Regex: leave out NFS operations it matches.",
-        SCRAPE_COMMANDS)
-    nfs_all_ops: bool = option(
+        SCRAPE_COMMANDS, old_env="PANICWATCH_NFS_OP_EXCLUDE")
+    collector_nfs_all_ops: bool = option(
         False, "collector.nfs.all-ops",
-        "Export every operation, not only the common ones and those in use.", SCRAPE_COMMANDS)
-    nfs_op_bytes: bool = option(
-        False, "collector.nfs.op-bytes",
-        "Also export bytes sent and received per operation.", SCRAPE_COMMANDS)
-    nfs_events: bool = option(
+        "Export every operation, not only the common ones and those in use.", SCRAPE_COMMANDS,
+        old_env="PANICWATCH_NFS_ALL_OPS")
+    collector_nfs_op_bytes: bool = option(
+        False, "collector.nfs.op-bytes", "Also export bytes sent and received per operation.",
+        SCRAPE_COMMANDS, old_env="PANICWATCH_NFS_OP_BYTES")
+    collector_nfs_events: bool = option(
         False, "collector.nfs.events",
         "Also export the per-mount NFS event counters (VFS calls, invalidations, ...).",
-        SCRAPE_COMMANDS)
-    nfs_per_transport: bool = option(
+        SCRAPE_COMMANDS, old_env="PANICWATCH_NFS_EVENTS")
+    collector_nfs_per_transport: bool = option(
         False, "collector.nfs.per-transport",
         "Export transport counters per connection (nconnect) instead of summed per mount.",
-        SCRAPE_COMMANDS)
+        SCRAPE_COMMANDS, old_env="PANICWATCH_NFS_PER_TRANSPORT")
     collector_rpc: bool = collector_option(
-        "rpc", "RPC tasks in flight per server, from debugfs sunrpc (needs root and debugfs).")
-    rpc_stuck_threshold: float = option(
-        30.0, "rpc.stuck-threshold",
-        "Seconds after which an RPC task still in flight counts as stuck.", SCRAPE_COMMANDS)
+        "rpc", "the NFS client's RPC layer: call totals (/proc/net/rpc/nfs), transport queues "
+        "(sysfs) and tasks in flight (debugfs sunrpc: root and a mounted debugfs).")
+    collector_rpc_stuck_threshold: float = option(
+        30.0, "collector.rpc.stuck-threshold",
+        "Seconds after which an RPC task still in flight counts as stuck.", SCRAPE_COMMANDS,
+        old_flag="rpc.stuck-threshold", old_env="PANICWATCH_RPC_STUCK_THRESHOLD")
     collector_nfs_sockets: bool = collector_option(
         "nfs_sockets", "TCP state of the connections to NFS servers (netlink inet_diag).")
-    nfs_sockets_netns: Path | None = option(
+    collector_nfs_sockets_netns: Path | None = option(
         None, "collector.nfs_sockets.netns",
         "Network namespace to read them from, e.g. /host/proc/1/ns/net in a container "
-        "without the host's network (default: our own).", SCRAPE_COMMANDS)
+        "without the host's network (default: our own).", SCRAPE_COMMANDS,
+        old_env="PANICWATCH_NFS_SOCKETS_NETNS")
     collector_blocked_tasks: bool = collector_option(
         "blocked_tasks", "threads in D state by what they wait on (nfs, rpc, other).")
     collector_kernel_log: bool = option(
-        True, "collector.kernel-log",
+        True, "collector.kernel_log",
         "Enable the kernel_log collector: a thread reading /dev/kmsg for NFS 'not "
-        "responding', lockups, hung tasks, oopses and warnings (needs root).", ("serve",))
-    canary_interval: float = option(
-        10.0, "canary.interval",
-        "Seconds between probes of one target (jittered by up to 10%%).", ("serve",))
-    canary_timeout: float = option(
-        5.0, "canary.timeout",
-        "Seconds after which an unanswered probe counts as a timeout.", ("serve",))
-    canary_path: list[Path] = option(
-        [], "canary.path",
+        "responding', lockups, hung tasks, oopses and warnings (needs root).", ("serve",),
+        old_flag="collector.kernel-log")
+    collector_canary: bool = option(
+        True, "collector.canary",
+        "Enable the canary collector: a thread per NFS mount (and --collector.canary.path) "
+        "probing it, and the scheduler-lag ticker.", ("serve",))
+    collector_canary_interval: float = option(
+        10.0, "collector.canary.interval",
+        "Seconds between probes of one target (jittered by up to 10%%).", ("serve",),
+        old_flag="canary.interval", old_env="PANICWATCH_CANARY_INTERVAL")
+    collector_canary_timeout: float = option(
+        5.0, "collector.canary.timeout",
+        "Seconds after which an unanswered probe counts as a timeout.", ("serve",),
+        old_flag="canary.timeout", old_env="PANICWATCH_CANARY_TIMEOUT")
+    collector_canary_path: list[Path] = option(
+        [], "collector.canary.path",
         "Extra path to probe, on any filesystem (repeat the flag for more; env: a JSON "
-        "list). NFS mounts are found by themselves.", ("serve",))
-    canary_stat_file: str | None = option(
-        None, "canary.stat-file",
+        "list). NFS mounts are found by themselves.", ("serve",),
+        old_flag="canary.path", old_env="PANICWATCH_CANARY_PATH")
+    collector_canary_stat_file: str | None = option(
+        None, "collector.canary.stat-file",
         "Also stat this file (relative to each target) after statvfs, e.g. a file kept "
-        "there for the purpose.", ("serve",))
-    canary_max_targets: int = option(
-        100, "canary.max-targets",
+        "there for the purpose.", ("serve",),
+        old_flag="canary.stat-file", old_env="PANICWATCH_CANARY_STAT_FILE")
+    collector_canary_max_targets: int = option(
+        100, "collector.canary.max-targets",
         "Most targets probed at once (one thread each); more are logged and left out.",
-        ("serve",))
-    canary_discovery_interval: float = option(
-        30.0, "canary.discovery-interval",
+        ("serve",), old_flag="canary.max-targets", old_env="PANICWATCH_CANARY_MAX_TARGETS")
+    collector_canary_discovery_interval: float = option(
+        30.0, "collector.canary.discovery-interval",
         "Seconds between looks at the mount table for NFS mounts that came or went.",
-        ("serve",))
-    canary_scheduler_tick: float = option(
-        0.1, "canary.scheduler-tick",
-        "Period of the scheduler-lag ticker in seconds (0 turns it off).", ("serve",))
+        ("serve",), old_flag="canary.discovery-interval",
+        old_env="PANICWATCH_CANARY_DISCOVERY_INTERVAL")
+    collector_canary_scheduler_tick: float = option(
+        0.1, "collector.canary.scheduler-tick",
+        "Period of the scheduler-lag ticker in seconds (0 turns it off).", ("serve",),
+        old_flag="canary.scheduler-tick", old_env="PANICWATCH_CANARY_SCHEDULER_TICK")
     stress_workers: int = option(
         8, "workers", "Worker threads walking the paths.", ("stress",))
     stress_duration: float = option(
@@ -143,12 +205,6 @@ class Settings(BaseSettings):
         False, "force", "Accept a --duration above --max-duration.", ("stress",))
     stress_op: Literal["stat", "open", "statvfs", "readdir"] = option(
         "stat", "op", "What each worker does to every path it walks.", ("stress",))
-    kdump_min_free_ratio: float = option(
-        0.1,
-        "kdump.min-free-ratio",
-        "Free space the dump target needs, as a fraction of RAM (a makedumpfile -d 31 "
-        "dump is typically 1-10%% of RAM).",
-    )
     format: Literal["text", "json"] = option(
         "text", "format", "Output format of the report.", ("check",)
     )
@@ -166,15 +222,15 @@ class Settings(BaseSettings):
             raise ValueError("must start with / and not be / itself")
         return value
 
-    @field_validator("nfs_mountstats_pid")
+    @field_validator("collector_nfs_mountstats_pid")
     @classmethod
     def _pid(cls, value: str) -> str:
         if value != "self" and not (value.isdecimal() and int(value) > 0):
             raise ValueError("must be self or a process ID")
         return value
 
-    @field_validator("canary_interval", "canary_timeout", "canary_discovery_interval",
-                     "rpc_stuck_threshold",
+    @field_validator("collector_canary_interval", "collector_canary_timeout",
+                     "collector_canary_discovery_interval", "collector_rpc_stuck_threshold",
                      "stress_duration", "stress_max_duration")
     @classmethod
     def _positive(cls, value: float) -> float:
@@ -182,14 +238,14 @@ class Settings(BaseSettings):
             raise ValueError("must be greater than 0")
         return value
 
-    @field_validator("canary_scheduler_tick")
+    @field_validator("collector_canary_scheduler_tick")
     @classmethod
     def _tick(cls, value: float) -> float:
         if value < 0:
             raise ValueError("must be 0 (off) or more")
         return value
 
-    @field_validator("canary_max_targets", "stress_workers")
+    @field_validator("collector_canary_max_targets", "stress_workers")
     @classmethod
     def _count(cls, value: int) -> int:
         if not 1 <= value <= 10_000:
@@ -203,7 +259,7 @@ class Settings(BaseSettings):
                              f"{self.stress_max_duration:g}; add --force to run that long")
         return self
 
-    @field_validator("kdump_min_free_ratio")
+    @field_validator("collector_kdump_min_free_ratio")
     @classmethod
     def _ratio(cls, value: float) -> float:
         if not 0 <= value <= 1:
@@ -217,6 +273,16 @@ class Settings(BaseSettings):
             if path is not None and not path.is_dir():
                 raise ValueError(f"{flag_of(name)}: {path} is not a directory")
         return self
+
+    @classmethod
+    def settings_customise_sources(
+        cls, settings_cls: type[BaseSettings], init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource, dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        # flags, then the current variable names, then the old ones
+        return (init_settings, env_settings, OldEnvNames(settings_cls), dotenv_settings,
+                file_secret_settings)
 
     def collector_enabled(self, name: str) -> bool:
         return bool(getattr(self, f"collector_{name}"))

@@ -222,7 +222,7 @@ class Canary:
     def __init__(self, settings: Settings, host: Host) -> None:
         self.host = host
         self.settings = settings
-        self.extra = [str(p) for p in settings.canary_path]
+        self.extra = [str(p) for p in settings.collector_canary_path]
         self._lock = threading.Lock()
         self._targets: dict[str, Target] = {}
         self._over_limit = 0
@@ -231,8 +231,8 @@ class Canary:
         self.rounds = Rounds()
         self._round_thread = threading.Thread(target=self._rounds_forever, name="canary rounds",
                                               daemon=True)
-        self.ticker = (SchedulerLagTicker(settings.canary_scheduler_tick)
-                       if settings.canary_scheduler_tick else None)
+        self.ticker = (SchedulerLagTicker(settings.collector_canary_scheduler_tick)
+                       if settings.collector_canary_scheduler_tick else None)
         self._discovery = threading.Thread(target=self._discover_forever,
                                            name="canary discovery", daemon=True)
 
@@ -252,12 +252,12 @@ class Canary:
                 target.stop()
 
     def _rounds_forever(self) -> None:
-        interval = self.settings.canary_interval
+        interval = self.settings.collector_canary_interval
         while not self._stop.wait(interval * random.uniform(0.9, 1.1)):
             self.rounds.advance()
 
     def _discover_forever(self) -> None:
-        while not self._stop.wait(self.settings.canary_discovery_interval):
+        while not self._stop.wait(self.settings.collector_canary_discovery_interval):
             try:
                 self.discover()
             except Exception:  # discovery must outlive a bad mount table
@@ -271,7 +271,7 @@ class Canary:
 
     def discover(self) -> None:
         wanted = self.wanted_paths()
-        limit = self.settings.canary_max_targets
+        limit = self.settings.collector_canary_max_targets
         kept, over = wanted[:limit], len(wanted) - limit
         with self._lock:
             self._over_limit = max(over, 0)
@@ -280,8 +280,8 @@ class Canary:
                 if target is not None and target.alive:
                     target.wanted.set()  # back again: the same thread, never a second one
                     continue
-                target = Target(path, self.host.root(path), self.settings.canary_stat_file,
-                                self.rounds, self.settings.canary_timeout)
+                target = Target(path, self.host.root(path), self.settings.collector_canary_stat_file,
+                                self.rounds, self.settings.collector_canary_timeout)
                 self._targets[path] = target
                 target.start()
             for path, target in list(self._targets.items()):

@@ -1,4 +1,4 @@
-"""nfs: per-mount NFS client statistics from mountstats, and /proc/net/rpc/nfs.
+"""nfs: per-mount NFS client statistics from mountstats, and which server each mount uses.
 
 A host may have hundreds of NFS mounts and each prints 60-odd operations, so the per-op
 families are the bulk of a scrape: they are rendered straight to text (see exposition.py)
@@ -11,7 +11,7 @@ import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
-from prometheus_client.core import CounterMetricFamily, Metric
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 
 from panicwatch.collectors.base import PREFIX
 from panicwatch.exposition import RenderedFamily, label_sets, render_family
@@ -24,7 +24,7 @@ from panicwatch.parsers.mountstats import (
 )
 from panicwatch.reader import HostReader
 from panicwatch.settings import Settings
-from panicwatch.snapshots.nfs import read_mountstats, read_rpc_nfs
+from panicwatch.snapshots.nfs import nfs_mount_servers, read_mountstats
 
 # Exported on every mount even while idle, so that dashboards and alerts always find them.
 ALWAYS_ON_OPS = frozenset({
@@ -95,32 +95,23 @@ class NfsCollector:
     name = "nfs"
 
     def __init__(self, settings: Settings) -> None:
-        self.pid = settings.nfs_mountstats_pid
-        self.mount_include = settings.nfs_mount_include
-        self.mount_exclude = settings.nfs_mount_exclude
-        self.op_include = settings.nfs_op_include
-        self.op_exclude = settings.nfs_op_exclude
-        self.all_ops = settings.nfs_all_ops
-        self.op_bytes = settings.nfs_op_bytes
-        self.events = settings.nfs_events
-        self.per_transport = settings.nfs_per_transport
+        self.pid = settings.collector_nfs_mountstats_pid
+        self.mount_include = settings.collector_nfs_mount_include
+        self.mount_exclude = settings.collector_nfs_mount_exclude
+        self.op_include = settings.collector_nfs_op_include
+        self.op_exclude = settings.collector_nfs_op_exclude
+        self.all_ops = settings.collector_nfs_all_ops
+        self.op_bytes = settings.collector_nfs_op_bytes
+        self.events = settings.collector_nfs_events
+        self.per_transport = settings.collector_nfs_per_transport
         self._lock = threading.Lock()
         self._history: dict[tuple[str, str], _MountHistory] = {}
         self._op_allowed: dict[str, bool] = {}
         self._parse_errors = 0
 
     def collect(self, reader: HostReader) -> Iterator[Metric]:
+        yield mount_servers(reader)
         result = read_mountstats(reader, self.pid)
-        rpc = read_rpc_nfs(reader)
-        if rpc is not None:
-            yield CounterMetricFamily(PREFIX + "rpc_calls", "RPC calls made by the NFS client "
-                                      "(/proc/net/rpc/nfs; 32-bit, wraps).", value=rpc.calls)
-            yield CounterMetricFamily(PREFIX + "rpc_retransmissions",
-                                      "RPC calls the NFS client retransmitted.",
-                                      value=rpc.retransmissions)
-            yield CounterMetricFamily(PREFIX + "rpc_auth_refreshes",
-                                      "RPC credential refreshes by the NFS client.",
-                                      value=rpc.auth_refreshes)
         if result is None:
             return
         mounts = self.mounts_to_export(result.mounts)
@@ -251,6 +242,18 @@ class NfsCollector:
                 present = [v for x in xprts if (v := getattr(x, attr)) is not None]
                 values.append(combine(present) if present else None)
             yield family(name, doc, "gauge" if how != "counter" else "counter", series, values)
+
+
+def mount_servers(reader: HostReader) -> Metric:
+    """Which mount points use each server address (the mount table's addr=, port=): joins the
+    per-server RPC and socket metrics to the mounts (``* on(server) group_left(mountpoint)``)."""
+    info = GaugeMetricFamily(PREFIX + "nfs_mount_server_info",
+                             "An NFS mount and the server address and port it is connected to "
+                             "(from the mount table's addr=, port=).",
+                             labels=["mountpoint", "server", "port"])
+    for mountpoint, (address, port) in sorted(nfs_mount_servers(reader)):
+        info.add_metric([mountpoint, address, str(port)], 1.0)
+    return info
 
 
 def family(name: str, doc: str, typ: str, series: list[str],

@@ -41,10 +41,10 @@ def make_areas(settings: Settings, recent: RecentReport | None = None) -> list[A
         "kdump": KdumpCollector(),
         "vmcores": VmcoresCollector(),
         "kernel": KernelCollector(),
-        "readiness": ReadinessCollector(settings.kdump_min_free_ratio, recent),
+        "readiness": ReadinessCollector(settings.collector_kdump_min_free_ratio, recent),
         "nfs": NfsCollector(settings),
-        "rpc": RpcTasksCollector(settings.rpc_stuck_threshold),
-        "nfs_sockets": NfsSocketsCollector(settings.nfs_sockets_netns),
+        "rpc": RpcTasksCollector(settings.collector_rpc_stuck_threshold),
+        "nfs_sockets": NfsSocketsCollector(settings.collector_nfs_sockets_netns),
         "blocked_tasks": BlockedTasksCollector(),
     }
     return [area for name, area in areas.items() if settings.collector_enabled(name)]

@@ -1,4 +1,5 @@
-"""rpc: the NFS client's RPC tasks in flight, per server, with their ages.
+"""rpc: the NFS client's RPC layer: its call totals, the transports' queues per server, and
+the RPC tasks in flight per server, with their ages.
 
 The kernel prints no task age, so each task is followed across scrapes (TaskTracker) and
 its age is how long it has been seen: a lower bound, short by up to one scrape interval.
@@ -11,11 +12,11 @@ import threading
 import time
 from collections.abc import Iterator
 
-from prometheus_client.core import GaugeMetricFamily, Metric
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 
 from panicwatch.collectors.base import PREFIX, gauge
 from panicwatch.reader import HostReader
-from panicwatch.snapshots.nfs import nfs_mount_servers
+from panicwatch.snapshots.nfs import read_rpc_nfs
 from panicwatch.snapshots.rpc import DebugfsUnavailable, read_rpc_clients, read_transports
 from panicwatch.tracking.rpc_task_ages import TaskTracker, aggregate_by_server
 
@@ -32,7 +33,7 @@ class RpcTasksCollector:
         self._unavailable: str | None = None
 
     def collect(self, reader: HostReader) -> Iterator[Metric]:
-        yield from server_mounts(reader)
+        yield from client_totals(reader)
         yield from transport_metrics(reader)
         yield from self.task_metrics(reader)
 
@@ -74,16 +75,18 @@ class RpcTasksCollector:
         yield from out.values()
 
 
-def server_mounts(reader: HostReader) -> Iterator[Metric]:
-    """Which mount points use each server address: joins the per-server RPC and socket
-    metrics to the mounts (``* on(server) group_left(mountpoint)``)."""
-    info = GaugeMetricFamily(PREFIX + "nfs_mount_server_info",
-                             "An NFS mount and the server address and port it is connected to "
-                             "(from the mount table's addr=, port=).",
-                             labels=["mountpoint", "server", "port"])
-    for mountpoint, (address, port) in sorted(nfs_mount_servers(reader)):
-        info.add_metric([mountpoint, address, str(port)], 1.0)
-    yield info
+def client_totals(reader: HostReader) -> Iterator[Metric]:
+    """The NFS client's RPC totals (/proc/net/rpc/nfs; absent without the NFS client)."""
+    rpc = read_rpc_nfs(reader)
+    if rpc is None:
+        return
+    yield CounterMetricFamily(PREFIX + "rpc_calls", "RPC calls made by the NFS client "
+                              "(/proc/net/rpc/nfs; 32-bit, wraps).", value=rpc.calls)
+    yield CounterMetricFamily(PREFIX + "rpc_retransmissions",
+                              "RPC calls the NFS client retransmitted.", value=rpc.retransmissions)
+    yield CounterMetricFamily(PREFIX + "rpc_auth_refreshes",
+                              "RPC credential refreshes by the NFS client.",
+                              value=rpc.auth_refreshes)
 
 
 def transport_metrics(reader: HostReader) -> Iterator[Metric]:

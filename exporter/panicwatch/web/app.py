@@ -92,7 +92,7 @@ def make_app(settings: Settings, canary: Canary | None = None,
     def landing_page() -> bytes:
         # The scrape's own report when there is a recent one: a refresh loop on this page
         # adds no reads of the host.
-        report, age = recent.get(lambda: assess(host, settings.kdump_min_free_ratio))
+        report, age = recent.get(lambda: assess(host, settings.collector_kdump_min_free_ratio))
         return LANDING.format(version=__version__, metrics=settings.web_telemetry_path,
                               verdict=html.escape(verdict(report)), age=age,
                               rows=as_html_rows(report)).encode()

@@ -46,10 +46,11 @@ def load_web_config(settings: Settings) -> WebConfigSource | None:
 def serve(settings: Settings) -> None:
     web = load_web_config(settings)  # before anything starts: a bad file is a start-up error
     host = host_of(settings)
-    canary = Canary(settings, host)
+    canary = Canary(settings, host) if settings.collector_canary else None
     watcher = KmsgWatcher(host.root(KMSG)) if settings.collector_kernel_log else None
     server = make_http_server(settings, canary, watcher, web)
-    canary.start()
+    if canary:
+        canary.start()
     if watcher:
         watcher.start()
     bound = server.server_address
@@ -58,7 +59,8 @@ def serve(settings: Settings) -> None:
     try:
         server.serve_forever()
     finally:
-        canary.stop()
+        if canary:
+            canary.stop()
         if watcher:
             watcher.stop()
         server.server_close()
