@@ -8,7 +8,11 @@ collector only) at it, scrapes each over HTTP in turn, as Prometheus does (gzip)
 samples, bytes, median scrape seconds, peak RSS and the panicwatch/node_exporter ratios, for
 panicwatch's full detail (every op, per-op bytes, events) and its default.
 
-    python3 benchmarks/nfs_scrape.py [--sizes 10,100,1000] [--scrapes 5]
+    python3 benchmarks/nfs_scrape.py [--sizes 10,100,1000] [--scrapes 5] [--trees short,long]
+
+Two generated trees: ``short`` (/mnt/nfs/volN on filerN.example.com, counters in the millions)
+and ``long`` (mount points and exports of ~100 characters, counters near 2**50, so every
+number is longer): the ratios must hold on both.
 
 Needs: apt-get install prometheus-node-exporter; the project venv (make .venv/.installed).
 """
@@ -54,19 +58,35 @@ AT_MOUNT = {"NULL": 1, "EXCHANGE_ID": 2, "CREATE_SESSION": 1, "RECLAIM_COMPLETE"
             "SECINFO_NO_NAME": 1, "GET_LEASE_TIME": 1}
 
 
-def op_line(name: str, count: int) -> str:
+TREES = ("short", "long")
+BIG = 2**50  # the long tree's counters start here: 16-digit numbers everywhere
+
+
+def names(tree: str, i: int) -> tuple[str, str]:
+    """(device, mount point) of mount i."""
+    if tree == "short":
+        return f"filer{i % 8}.example.com:/export/vol{i}", f"/mnt/nfs/vol{i}"
+    team = f"research-computing-group-{i % 37:02d}/simulation-campaign-{i % 11}"
+    return (f"storage-cluster-{i % 8}.datacenter-east.corp.example.com:/exports/{team}/vol{i:05d}",
+            f"/srv/projects/{team}/scratch-volume-{i:05d}")
+
+
+def op_line(name: str, count: int, base: int) -> str:
     if not count:
         return f"\t{name:>12}: 0 0 0 0 0 0 0 0 0\n"
+    count += base
     return (f"\t{name:>12}: {count} {count + count // 100} 0 {count * 220} {count * 180} "
             f"{count // 10} {count * 2} {count * 3} 0\n")
 
 
-def mount_block(i: int, tick: int) -> str:
+def mount_block(i: int, tick: int, tree: str = "short") -> str:
+    base = BIG if tree == "long" else 0
     counts = {op: AT_MOUNT.get(op, 0) + BUSY.get(op, 0) * (tick + 1) + i % 7 * (op in BUSY)
               for op in OPS_V42}
-    events = " ".join(str((k + 1) * (tick + 1) * 37 + i) for k in range(27))
+    events = " ".join(str(base + (k + 1) * (tick + 1) * 37 + i) for k in range(27))
+    device, mountpoint = names(tree, i)
     return (
-        f"device filer{i % 8}.example.com:/export/vol{i} mounted on /mnt/nfs/vol{i} "
+        f"device {device} mounted on {mountpoint} "
         "with fstype nfs4 statvers=1.1\n"
         "\topts:\trw,vers=4.2,rsize=1048576,wsize=1048576,namlen=255,acregmin=3,"
         "acregmax=60,acdirmin=30,acdirmax=60,hard,proto=tcp,timeo=600,retrans=2,sec=sys,"
@@ -85,12 +105,12 @@ def mount_block(i: int, tick: int) -> str:
         f"\txprt:\ttcp 0 1 1 0 0 {(tick + 1) * 11000} {(tick + 1) * 11000} 0 "
         f"{(tick + 1) * 22000} 0 64 {(tick + 1) * 100} {(tick + 1) * 900}\n"
         "\tper-op statistics\n"
-        + "".join(op_line(op, counts[op]) for op in OPS_V42)
+        + "".join(op_line(op, counts[op], base) for op in OPS_V42)
         + "\n"
     )
 
 
-def write_tree(root: Path, mounts: int, tick: int) -> None:
+def write_tree(root: Path, mounts: int, tick: int, tree: str = "short") -> None:
     proc = root / "proc"
     (proc / "4242").mkdir(parents=True, exist_ok=True)
     if not (proc / "self").is_symlink():
@@ -98,14 +118,14 @@ def write_tree(root: Path, mounts: int, tick: int) -> None:
     (proc / "net/rpc").mkdir(parents=True, exist_ok=True)
     text = ("device sysfs mounted on /sys with fstype sysfs\n"
             "device proc mounted on /proc with fstype proc\n"
-            + "".join(mount_block(i, tick) for i in range(mounts)))
+            + "".join(mount_block(i, tick, tree) for i in range(mounts)))
     tmp = proc / "4242/.mountstats.tmp"
     tmp.write_text(text)
     tmp.rename(proc / "4242/mountstats")
     # node_exporter joins mountstats with mountinfo (for the server address).
     mountinfo = "".join(
-        f"{100 + i} 1 0:{60 + i} / /mnt/nfs/vol{i} rw,relatime shared:{i + 2} - nfs4 "
-        f"filer{i % 8}.example.com:/export/vol{i} rw,vers=4.2,rsize=1048576,wsize=1048576,"
+        f"{100 + i} 1 0:{60 + i} / {names(tree, i)[1]} rw,relatime shared:{i + 2} - nfs4 "
+        f"{names(tree, i)[0]} rw,vers=4.2,rsize=1048576,wsize=1048576,"
         f"namlen=255,hard,proto=tcp,timeo=600,retrans=2,sec=sys,clientaddr=10.0.0.2,"
         f"local_lock=none,addr=10.0.1.{i % 8 + 1}\n" for i in range(mounts))
     (proc / "4242/mountinfo").write_text(mountinfo)
@@ -182,11 +202,14 @@ class Exporter:
         return rss
 
 
-def run_size(base: Path, mounts: int, scrapes: int) -> list[dict[str, object]]:
-    root = base / f"m{mounts}"
-    write_tree(root, mounts, 0)
-    common = ["serve", f"--path.rootfs={root}", "--no-collector.kdump", "--no-collector.vmcores",
-              "--no-collector.kernel", "--no-collector.readiness", "--log.level=error"]
+def run_size(base: Path, mounts: int, scrapes: int, tree: str) -> list[dict[str, object]]:
+    root = base / f"{tree}{mounts}"
+    write_tree(root, mounts, 0, tree)
+    # The nfs collector alone, as node_exporter runs mountstats and nfs alone.
+    common = ["serve", f"--path.rootfs={root}", "--log.level=error",
+              *(f"--no-collector.{c}" for c in ("kdump", "vmcores", "kernel", "readiness", "rpc",
+                                                "nfs_sockets", "blocked_tasks", "kernel_log",
+                                                "canary"))]
     starts = [
         ("node_exporter", [NODE_EXPORTER, f"--path.procfs={root / 'proc'}",
                            "--collector.disable-defaults", "--collector.mountstats",
@@ -202,7 +225,7 @@ def run_size(base: Path, mounts: int, scrapes: int) -> list[dict[str, object]]:
             exporters.append(Exporter(name, [*argv, f"--web.listen-address=127.0.0.1:{port}"],
                                       port, ready))
         for tick in range(scrapes + 1):  # the first round warms up (and seeds "in use")
-            write_tree(root, mounts, tick)
+            write_tree(root, mounts, tick, tree)
             for e in exporters if tick % 2 else reversed(exporters):
                 e.scrape()
                 if tick == 0:
@@ -211,7 +234,8 @@ def run_size(base: Path, mounts: int, scrapes: int) -> list[dict[str, object]]:
         rss = {e.name: e.stop() for e in exporters}
     rows = []
     for e in exporters:
-        rows.append({"mounts": mounts, "exporter": e.name, "samples": samples(e.body),
+        rows.append({"tree": tree, "mounts": mounts, "exporter": e.name,
+                     "samples": samples(e.body),
                      "bytes": len(e.body), "median_s": statistics.median(e.times),
                      "rss": rss[e.name]})
     return rows
@@ -221,23 +245,26 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--sizes", default="10,100,1000")
     parser.add_argument("--scrapes", type=int, default=5)
+    parser.add_argument("--trees", default=",".join(TREES))
     args = parser.parse_args()
     if not os.access(NODE_EXPORTER, os.X_OK):
         raise SystemExit("needs prometheus-node-exporter (apt-get install prometheus-node-exporter)")
     base = Path(tempfile.mkdtemp(prefix="panicwatch-bench-"))
     try:
-        print("| mounts | exporter | samples | bytes | median scrape s | peak RSS MB | "
+        print("| tree | mounts | exporter | samples | bytes | median scrape s | peak RSS MB | "
               "samples ratio | time ratio | RSS ratio |")
-        print("|---:|---|---:|---:|---:|---:|---:|---:|---:|")
-        for size in (int(s) for s in args.sizes.split(",")):
-            rows = run_size(base, size, args.scrapes)
+        print("|---|---:|---|---:|---:|---:|---:|---:|---:|---:|")
+        sizes = [int(s) for s in args.sizes.split(",")]
+        for tree, size in ((t, n) for t in args.trees.split(",") for n in sizes):
+            rows = run_size(base, size, args.scrapes, tree)
             node = rows[0]
             for row in rows:
                 ratio = "" if row is node else (
                     f"| {row['samples'] / node['samples']:.3f} "
                     f"| {row['median_s'] / node['median_s']:.2f} "
                     f"| {row['rss'] / node['rss']:.2f} |")
-                print(f"| {row['mounts']} | {row['exporter']} | {row['samples']} | {row['bytes']} "
+                print(f"| {row['tree']} | {row['mounts']} | {row['exporter']} | {row['samples']} "
+                      f"| {row['bytes']} "
                       f"| {row['median_s']:.3f} | {row['rss'] / 2**20:.0f} "
                       + (ratio or "| | | |"), flush=True)
     finally:

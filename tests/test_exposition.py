@@ -156,12 +156,28 @@ def test_render_keeps_order_and_mixes_both_kinds():
     r = render_family("panicwatch_b", "B.", "counter", label_sets(("mountpoint", "op"), [("/m", "READ")]),
                       [5])
     h = GaugeMetricFamily("panicwatch_c", "C.", value=3)
-    assert list(render(Families(g, r, h))) == [
-        b"# HELP panicwatch_a A.\n# TYPE panicwatch_a gauge\npanicwatch_a 1.0\n",
+    assert b"".join(render(Families(g, r, h))) == (
+        b"# HELP panicwatch_a A.\n# TYPE panicwatch_a gauge\npanicwatch_a 1.0\n"
         b'# HELP panicwatch_b_total B.\n# TYPE panicwatch_b_total counter\n'
-        b'panicwatch_b_total{mountpoint="/m",op="READ"} 5\n',
-        b"# HELP panicwatch_c C.\n# TYPE panicwatch_c gauge\npanicwatch_c 3.0\n",
-    ]
+        b'panicwatch_b_total{mountpoint="/m",op="READ"} 5\n'
+        b"# HELP panicwatch_c C.\n# TYPE panicwatch_c gauge\npanicwatch_c 3.0\n")
+
+
+def test_a_large_family_is_rendered_in_chunks_of_whole_lines():
+    series = label_sets(("mountpoint", "op"), [(f"/m{i}", "READ") for i in range(10_000)])
+    family = render_family("panicwatch_b", "B.", "counter", series, list(range(10_000)))
+    assert len(family.chunks) == 1 + 3  # HELP and TYPE, then 4096 lines a chunk
+    assert all(chunk.endswith(b"\n") for chunk in family.chunks)
+    assert family.data.count(b"\n") == 10_002
+    with pytest.raises(ValueError, match="2 label sets for 3 values"):
+        render_family("panicwatch_b", "B.", "counter", series[:2], [1, 2, 3])
+
+
+@pytest.mark.parametrize("value", [0.25, -3.5, 1e-05, 999999.9, 1e6, 1234567.125, 1e22,
+                                   float("inf"), float("-inf"), float("nan"), -1e300])
+def test_floats_are_written_as_prometheus_client_writes_them(value):
+    family = render_family("panicwatch_x", "X.", "gauge", label_sets(("a",), [("b",)]), [value])
+    assert family.data.endswith(f' {floatToGoString(value)}\n'.encode())
 
 
 def test_none_values_leave_their_series_out():

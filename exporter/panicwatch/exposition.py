@@ -59,20 +59,37 @@ def label_sets(names: Sequence[str], rows: Iterable[Sequence[str]]) -> list[str]
     """``{a="x",b="y"}`` for each row of label values, escaped, in label-name order.
 
     Rendered once and handed to several ``render_family`` calls: the per-op families of a
-    mount share their label sets."""
+    mount share their label sets. Each distinct value is escaped once."""
     order = sorted(range(len(names)), key=lambda i: names[i])
-    heads = [f'{names[i]}="' for i in order]
-    return ["{" + ",".join(head + escape_label_value(row[i]) + '"'
-                           for head, i in zip(heads, order, strict=True)) + "}"
-            for row in rows]
+    # Label names are constants without "%"; values are inserted as they are.
+    template = "{" + ",".join(f'{names[i]}="%s"' for i in order) + "}"
+    escaped: dict[str, str] = {}
+
+    def esc(value: str) -> str:
+        e = escaped.get(value)
+        if e is None:
+            e = escaped[value] = escape_label_value(value)
+        return e
+
+    if len(order) == 1:
+        [a] = order
+        return [template % esc(row[a]) for row in rows]
+    if len(order) == 2:  # (mountpoint, op): most of a scrape
+        a, b = order
+        return [template % (esc(row[a]), esc(row[b])) for row in rows]
+    return [template % tuple([esc(row[i]) for i in order]) for row in rows]
 
 
 class RenderedFamily(Metric):
-    """A family already in the text format: ``data`` is its HELP, TYPE and sample lines."""
+    """A family already in the text format: ``chunks`` are its HELP, TYPE and sample lines."""
 
-    def __init__(self, name: str, documentation: str, typ: str, data: bytes) -> None:
+    def __init__(self, name: str, documentation: str, typ: str, chunks: list[bytes]) -> None:
         super().__init__(name, documentation, typ)
-        self.data = data
+        self.chunks = chunks
+
+    @property
+    def data(self) -> bytes:
+        return b"".join(self.chunks)
 
     @property  # type: ignore[override]
     def samples(self) -> list:  # type: ignore[type-arg]
@@ -84,19 +101,30 @@ class RenderedFamily(Metric):
         pass  # Metric.__init__ sets an empty list
 
     def __repr__(self) -> str:
-        return f"RenderedFamily({self.name!r}, {self.type!r}, {len(self.data)} bytes)"
+        return f"RenderedFamily({self.name!r}, {self.type!r}, {sum(map(len, self.chunks))} bytes)"
+
+
+_CHUNK = 4096  # sample lines a chunk: a family is never held as one string, then one bytes
+_NEG_INF = float("-inf")
 
 
 def render_family(name: str, doc: str, typ: str, series: Sequence[str],
-                  values: Iterable[Number | None]) -> RenderedFamily:
+                  values: Sequence[Number | None]) -> RenderedFamily:
     """A counter or gauge family from label sets (``label_sets``) and a value for each;
     None leaves that series out. Integers are written exactly, floats as prometheus_client
-    writes them."""
+    writes them (``repr`` below 1e6, where its Go-style formatting agrees)."""
+    if len(series) != len(values):
+        raise ValueError(f"{name}: {len(series)} label sets for {len(values)} values")
     sample = sample_name(name, typ)
-    lines = [f"{sample}{labels} {v if type(v) is int else floatToGoString(v)}\n"
-             for labels, v in zip(series, values, strict=True) if v is not None]
-    head = f"# HELP {sample} {escape_help(doc)}\n# TYPE {sample} {typ}\n"
-    return RenderedFamily(name, doc, typ, (head + "".join(lines)).encode())
+    chunks = [f"# HELP {sample} {escape_help(doc)}\n# TYPE {sample} {typ}\n".encode()]
+    for start in range(0, len(series), _CHUNK):
+        chunks.append("".join([
+            f"{sample}{labels} {v}\n" if type(v) is int else
+            f"{sample}{labels} {repr(v) if _NEG_INF < v < 1e6 else floatToGoString(v)}\n"
+            for labels, v in zip(series[start:start + _CHUNK], values[start:start + _CHUNK],
+                                 strict=True)
+            if v is not None]).encode())
+    return RenderedFamily(name, doc, typ, chunks)
 
 
 class _One(Collector):
@@ -120,13 +148,13 @@ def prerender(family: Metric) -> RenderedFamily:
     family.documentation = printable(family.documentation)
     family.samples = samples
     return RenderedFamily(family.name, family.documentation, family.type,
-                          generate_latest(_One(family)))
+                          [generate_latest(_One(family))])
 
 
 def render(registry: Collector) -> Iterator[bytes]:
     """The registry in the text format, a family at a time: the page is never held whole."""
     for family in registry.collect():
-        yield prerender(family).data
+        yield from prerender(family).chunks
 
 
 def gzipped(chunks: Iterable[bytes]) -> Iterator[bytes]:
