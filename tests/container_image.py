@@ -85,7 +85,8 @@ def ensure_tools() -> None:
     env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
     try:
         run(["apt-get", "update", "-qq"], timeout=300, env=env)
-        run(["apt-get", "install", "-y", "-qq", *APT_PACKAGES], timeout=900, env=env)
+        run(["apt-get", "install", "-y", "-qq", "--no-install-recommends", *APT_PACKAGES],
+            timeout=900, env=env)
     except CommandFailed as e:
         raise Unavailable(f"installing {' '.join(APT_PACKAGES)} failed: {e}") from None
     if not all(shutil.which(tool) for tool in APT_PACKAGES):

@@ -65,3 +65,36 @@ def test_failures_are_contained_and_logged_once_per_change(tmp_path, caplog):
 def test_describe_never_touches_the_host():
     collector = PanicwatchCollector(Host.from_paths("/nonexistent"), [Boom()])
     assert collector.describe() == []
+
+
+def test_no_garbage_collection_during_a_scrape_and_back_after(tmp_path):
+    import gc
+
+    seen = []
+
+    class Probe:
+        name = "probe"
+
+        def collect(self, reader):
+            seen.append(gc.isenabled())
+            yield GaugeMetricFamily("panicwatch_probe", "ok", value=1)
+
+    registry = CollectorRegistry()
+    registry.register(PanicwatchCollector(Host.from_paths(tmp_path), [Probe()]))
+    assert gc.isenabled()
+    render_all(registry)
+    assert seen == [False] and gc.isenabled()
+    # a client that goes away mid-page: the stream is closed, collection is back on
+    from panicwatch.exposition import render
+    stream = render(registry)
+    next(stream)
+    assert not gc.isenabled()
+    stream.close()
+    assert gc.isenabled()
+    # it stays off where someone else turned it off
+    gc.disable()
+    try:
+        render_all(registry)
+        assert not gc.isenabled()
+    finally:
+        gc.enable()

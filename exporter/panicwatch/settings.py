@@ -297,7 +297,7 @@ def flag_of(field_name: str) -> str:
 def parse_listen_address(value: str) -> tuple[str, int]:
     """Split node_exporter's ``[host]:port`` form; an empty host means all addresses."""
     host, sep, port = value.rpartition(":")
-    if not sep or not port.isdigit() or not 0 <= int(port) <= 65535:
+    if not sep or not (port.isascii() and port.isdigit()) or not 0 <= int(port) <= 65535:
         raise ValueError(f"{value!r} is not [host]:port with a port 0-65535")
     if host.startswith("[") and host.endswith("]"):
         host = host[1:-1]

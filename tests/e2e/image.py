@@ -128,7 +128,7 @@ def ensure_host_tools(log: Log = _log) -> None:
     log(f"installing host packages {missing}")
     env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
     run(["apt-get", "update", "-qq"], log, env=env)
-    run(["apt-get", "install", "-y", "-qq", *missing], log, env=env)
+    run(["apt-get", "install", "-y", "-qq", "--no-install-recommends", *missing], log, env=env)
 
 
 def _digest(parts: list[tuple[str, bytes]]) -> str:

@@ -8,10 +8,12 @@ once when an area's state changes (not on every scrape).
 
 from __future__ import annotations
 
+import gc
 import logging
 import threading
 import time
 from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from typing import Protocol
 
 from prometheus_client.core import GaugeMetricFamily, Metric
@@ -38,6 +40,21 @@ def gauge(name: str, doc: str, value: float | None = None,
     if value is not None:
         family.add_metric(list((labels or {}).values()), value)
     return family
+
+
+@contextmanager
+def collection_paused() -> Iterator[None]:
+    """No cyclic garbage collection during a scrape: the nfs collector makes a tuple for every
+    operation of every mount, which starts collections (full ones too, over everything the
+    scrape holds) that find nothing and cost a sixth of a 1000-mount scrape. The scrape makes
+    no reference cycles; what others made is collected after it. Left off if it was off."""
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            gc.enable()
 
 
 class AreaRun:
@@ -86,13 +103,14 @@ class PanicwatchCollector(Collector):
         duration = gauge("collector_duration_seconds", "How long a collector took.",
                          labels={"collector": ""})
         scrape = HostReader(self.host)  # snapshots read once and shared by this scrape's areas
-        for area in self.areas:
-            reader = scrape.sibling()
-            run = AreaRun(area, reader)
-            yield from run
-            self._log_transition(area.name, reader.problems)
-            success.add_metric([area.name], 0.0 if reader.problems else 1.0)
-            duration.add_metric([area.name], run.seconds)
+        with collection_paused():
+            for area in self.areas:
+                reader = scrape.sibling()
+                run = AreaRun(area, reader)
+                yield from run
+                self._log_transition(area.name, reader.problems)
+                success.add_metric([area.name], 0.0 if reader.problems else 1.0)
+                duration.add_metric([area.name], run.seconds)
         yield success
         yield duration
 

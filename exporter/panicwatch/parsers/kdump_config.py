@@ -102,7 +102,7 @@ def parse_kdump_tools_defaults(text: str) -> tuple[DumpTarget, bool]:
     path = env.get("KDUMP_COREDIR") or DEFAULT_PATH
     # kdump-config tests USE_KDUMP numerically: any non-zero integer is on.
     switch = env.get("USE_KDUMP", "0").strip()
-    use_kdump = switch.isdigit() and int(switch) != 0
+    use_kdump = switch.isascii() and switch.isdigit() and int(switch) != 0
     if env.get("SSH"):
         target = DumpTarget("ssh", path, location=f"{env['SSH']}:{path}", config="kdump-tools")
     elif env.get("NFS"):
@@ -119,7 +119,10 @@ def parse_sysconfig_kdump(text: str) -> DumpTarget | None:
     if savedir is None:
         return None
     savedir = savedir.split()[0] if savedir.split() else DEFAULT_PATH
-    url = urlsplit(savedir)
+    try:
+        url = urlsplit(savedir)
+    except ValueError as e:  # "ftp://[not-an-address/x": Invalid IPv6 URL
+        raise ParseError(f"KDUMP_SAVEDIR: {e}") from None
     scheme = url.scheme.lower()
     if scheme in ("", "file"):
         return DumpTarget("local", url.path or DEFAULT_PATH, config="sysconfig/kdump")

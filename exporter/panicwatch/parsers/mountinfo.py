@@ -44,7 +44,8 @@ def parse_mountinfo(text: str) -> tuple[list[Mount], int]:
         left, sep, right = line.partition(" - ")
         # An empty source prints as two spaces: split on single spaces to keep its place.
         fields, tail = left.split(" "), right.split(" ")
-        if not sep or len(fields) < 6 or len(tail) < 2 or not fields[0].isdigit():
+        if (not sep or len(fields) < 6 or len(tail) < 2
+                or not (fields[0].isascii() and fields[0].isdigit())):
             skipped += 1
             continue
         mounts.append(Mount(

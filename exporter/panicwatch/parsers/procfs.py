@@ -25,7 +25,7 @@ def parse_meminfo(text: str) -> dict[str, int]:
     for line in text.split("\n"):
         key, sep, rest = line.partition(":")
         fields = rest.split()
-        if not sep or not fields or not fields[0].isdigit():
+        if not sep or not fields or not (fields[0].isascii() and fields[0].isdigit()):
             continue
         scale = 1024 if fields[1:2] == ["kB"] else 1
         result[key.strip()] = int(fields[0]) * scale
@@ -83,7 +83,7 @@ def parse_pressure(text: str) -> Pressure:
         kind, _, rest = line.partition(" ")
         for field in rest.split():
             key, _, value = field.partition("=")
-            if key == "total" and value.isdigit():
+            if key == "total" and value.isascii() and value.isdigit():
                 totals[kind] = int(value)
     if "some" not in totals:
         raise ParseError("no 'some ... total=' line")
