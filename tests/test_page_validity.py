@@ -33,6 +33,7 @@ from panicwatch.collectors.registry import build_registry, host_of, make_areas
 from panicwatch.exposition import printable, render_all
 from panicwatch.host import Host
 from panicwatch.settings import Settings
+from test_kernel_log_collector import Datagrams
 
 FIXTURES = Path(__file__).parent / "fixtures"
 COLLECTORS = ("kdump", "vmcores", "kernel", "readiness", "nfs", "rpc", "nfs_sockets",
@@ -218,22 +219,6 @@ def test_os_release_and_kdump_conf_never_break_the_page(nfs_host: Path) -> None:
         (nfs_host / "etc/kdump.conf").unlink(missing_ok=True)
 
 
-class Datagrams:
-    """One record per read(), like /dev/kmsg."""
-
-    def __init__(self, sock: socket.socket) -> None:
-        self.sock = sock
-
-    def fileno(self) -> int:
-        return self.sock.fileno()
-
-    def read(self) -> bytes:
-        return self.sock.recv(16384)
-
-    def close(self) -> None:
-        self.sock.close()
-
-
 def test_kernel_log_server_names_never_break_the_page(nfs_host: Path) -> None:
     ours, kernel = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
     ours.setblocking(False)
@@ -276,8 +261,8 @@ def test_kernel_log_server_names_never_break_the_page(nfs_host: Path) -> None:
 
 
 def test_a_page_lives_on_when_a_collector_cannot_render(tmp_path: Path) -> None:
-    """A family that cannot be written (a bug, or a value no format holds) fails its own
-    collector: the families before it stay, the other collectors are untouched."""
+    """A family that cannot be written (a bug, or a value no format holds) is left out: the
+    collector is marked failed, its other families stay, the other collectors are untouched."""
     from prometheus_client.core import GaugeMetricFamily
 
     class Bad:
@@ -288,6 +273,11 @@ def test_a_page_lives_on_when_a_collector_cannot_render(tmp_path: Path) -> None:
             broken = GaugeMetricFamily("panicwatch_bad_second", "Broken.", labels=["x"])
             broken.add_metric(["y"], "NaN?")  # type: ignore[arg-type]
             yield broken
+            twice = GaugeMetricFamily("panicwatch_bad_third", "Twice.", labels=["x"])
+            twice.add_metric(["y"], 1)
+            twice.add_metric(["y"], 2)
+            yield twice
+            yield GaugeMetricFamily("panicwatch_bad_last", "Fine.", value=4)
 
     class Good:
         name = "good"
@@ -301,5 +291,17 @@ def test_a_page_lives_on_when_a_collector_cannot_render(tmp_path: Path) -> None:
     assert value(samples, "panicwatch_collector_success", collector="bad") == 0
     assert value(samples, "panicwatch_collector_success", collector="good") == 1
     assert value(samples, "panicwatch_bad_first") == 1
+    assert value(samples, "panicwatch_bad_last") == 4
     assert value(samples, "panicwatch_good") == 2
-    assert not [k for k in samples if k[0] == "panicwatch_bad_second"]
+    assert not [k for k in samples if k[0] in ("panicwatch_bad_second", "panicwatch_bad_third")]
+
+
+def test_an_over_mounted_mount_point_is_one_series(tmp_path: Path) -> None:
+    (tmp_path / "proc/1").mkdir(parents=True)
+    (tmp_path / "proc/1/mountinfo").write_text(
+        "22 1 253:0 / / rw - xfs /dev/vda1 rw\n"
+        "40 22 0:50 / /srv/a rw - nfs4 filer:/a rw,vers=4.2,addr=10.0.0.1\n"
+        "41 40 0:51 / /srv/a rw - nfs4 filer2:/a rw,vers=4.2,addr=10.0.0.2\n")
+    samples = Pages(build_registry(Settings(path_rootfs=tmp_path))).scrape()
+    assert [dict(labels) for (n, labels) in samples if n == "panicwatch_nfs_mount_server_info"] == [
+        {"mountpoint": "/srv/a", "server": "10.0.0.2", "port": "2049"}]

@@ -61,9 +61,9 @@ class AreaRun:
     """One area's families, each rendered as soon as it is made and handed on at once, so a
     large area (the nfs bulk) streams to the client instead of being held whole.
 
-    An exception, from the area or from rendering one of its families, ends the area: what
-    it yielded before stays, and the error is one of its problems. ``seconds`` counts the
-    area's own work, not the time the client takes to read what it yielded.
+    A family that cannot be rendered is left out and the area goes on; an exception from the
+    area itself ends it, keeping what it yielded before. Either is one of its problems.
+    ``seconds`` counts the area's own work, not the time the client takes to read.
     """
 
     def __init__(self, area: Area, reader: HostReader) -> None:
@@ -73,15 +73,24 @@ class AreaRun:
 
     def __iter__(self) -> Iterator[RenderedFamily]:
         start = time.perf_counter()
-        try:
-            for family in self.area.collect(self.reader):
+        families = iter(self.area.collect(self.reader))
+        while True:
+            try:
+                family = next(families)
+            except StopIteration:
+                break
+            except Exception as e:  # one area's bug or bad input must not fail the scrape
+                log.debug("collector %s raised", self.area.name, exc_info=True)
+                self.reader.problem(describe_error(e))
+                break
+            try:
                 rendered = prerender(family)
-                self.seconds += time.perf_counter() - start
-                yield rendered
-                start = time.perf_counter()
-        except Exception as e:  # one area's bug or bad input must not fail the scrape
-            log.debug("collector %s raised", self.area.name, exc_info=True)
-            self.reader.problem(describe_error(e))
+            except Exception as e:
+                self.reader.problem(f"{family.name} not written: {describe_error(e)}")
+                continue
+            self.seconds += time.perf_counter() - start
+            yield rendered
+            start = time.perf_counter()
         self.seconds += time.perf_counter() - start
 
 

@@ -251,7 +251,9 @@ def mount_servers(reader: HostReader) -> Metric:
                              "An NFS mount and the server address and port it is connected to "
                              "(from the mount table's addr=, port=).",
                              labels=["mountpoint", "server", "port"])
-    for mountpoint, (address, port) in sorted(nfs_mount_servers(reader)):
+    # An over-mounted mount point: the last-mounted, visible mount (as mounts_to_export).
+    visible = dict(nfs_mount_servers(reader))
+    for mountpoint, (address, port) in sorted(visible.items()):
         info.add_metric([mountpoint, address, str(port)], 1.0)
     return info
 
