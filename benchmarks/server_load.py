@@ -45,7 +45,7 @@ OPENSSL = shutil.which("openssl") or "/usr/bin/openssl"
 NODE_EXPORTER = shutil.which("prometheus-node-exporter") or "/usr/bin/prometheus-node-exporter"
 NO_COLLECTORS = [f"--no-collector.{c}" for c in (
     "kdump", "vmcores", "kernel", "readiness", "nfs", "rpc", "nfs_sockets", "blocked_tasks",
-    "kernel-log")] + ["--canary.scheduler-tick=0"]
+    "kernel_log", "canary")]
 REQUEST = b"GET /metrics HTTP/1.0\r\nHost: 127.0.0.1\r\nAccept-Encoding: gzip\r\n\r\n"
 
 

@@ -351,7 +351,7 @@ def host() -> Json:
               "/etc/default/kdump-tools or /etc/sysconfig/kdump). `unknown` means the "
               "configuration could not be read.", sel("panicwatch_kdump_dump_target_info"), (5, 5)),
         stat("Dump target free space", "Free space on a local dump target (absent for remote "
-             "targets). It needs kdump.min-free-ratio x RAM; free space or move the target "
+             "targets). It needs --collector.kdump.min-free-ratio x RAM; free space or move the target "
              "before the next panic.", [target(sel("panicwatch_kdump_dump_target_free_bytes"),
                                                "{{path}}")], (3, 5), unit="bytes"),
         stat("Vmcores", "Dumps waiting in the local crash directory, and how many are "
@@ -464,7 +464,7 @@ def host() -> Json:
                 "down before it stalls.",
                 sum_rate("le", "panicwatch_canary_probe_duration_seconds_bucket", MOUNT, "increase"),
                 (10, 8)),
-        timeseries("Canary timeouts and errors", "Probes unanswered after --canary.timeout, "
+        timeseries("Canary timeouts and errors", "Probes unanswered after --collector.canary.timeout, "
                    "and probes that failed by errno (ESTALE: remount; EIO/EACCES: the server).",
                    [target(sum_rate("mountpoint", "panicwatch_canary_probe_timeouts_total", MOUNT,
                                     "increase"),
@@ -477,7 +477,7 @@ def host() -> Json:
     b.row("RPC tasks and blocked tasks")
     b.add(
         timeseries("RPC tasks per server", "RPC tasks in flight, stuck (older than "
-                   "--rpc.stuck-threshold) and past a major timeout, from debugfs sunrpc (root "
+                   "--collector.rpc.stuck-threshold) and past a major timeout, from debugfs sunrpc (root "
                    "only). Stuck tasks: the server or the path to it is not answering.",
                    [target(sel(f"panicwatch_rpc_tasks{suffix}"), f"{{{{server}}}} {label}")
                     for suffix, label in (("", "in flight"), ("_stuck", "stuck"),
@@ -549,7 +549,7 @@ def host() -> Json:
              thresholds=steps(("orange", None), ("green", 1)),
              mappings=mapping((0, "NO", "orange"), (1, "YES", "green")), names=True),
         stat("Canary targets", "Paths the canary probes, and paths left out by "
-             "--canary.max-targets (raise it if not 0).",
+             "--collector.canary.max-targets (raise it if not 0).",
              [target(sel("panicwatch_canary_targets"), "probed"),
               target(sel("panicwatch_canary_targets_over_limit"), "over the limit")], (6, 4),
              names=True),
@@ -645,7 +645,7 @@ def fleet() -> Json:
               (8, 8), hide=(), value="RTT", unit="s",
               thresholds=steps(("green", None), ("orange", 0.1), ("red", 0.5))),
         table("Stuck RPC tasks", "Hosts with RPC tasks in flight longer than "
-              "--rpc.stuck-threshold, per server.",
+              "--collector.rpc.stuck-threshold, per server.",
               f"{sel('panicwatch_rpc_tasks_stuck', FLEET)} > 0", (12, 6), hide=(), value="stuck",
               overrides=[HOST_LINK]),
         table("Servers not responding", "Servers a client's kernel reported `not responding` "

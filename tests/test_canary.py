@@ -95,7 +95,7 @@ def test_target_cap_is_logged_once(tmp_path, caplog):
         assert [t.path for t in state.targets] == ["/mnt/m0", "/mnt/m1", "/mnt/m2"]
         assert state.over_limit == 2
         assert [r.getMessage() for r in caplog.records] == [
-            "canary: 5 targets, probing the first 3 (--canary.max-targets)"]
+            "canary: 5 targets, probing the first 3 (--collector.canary.max-targets)"]
         assert sum(t.name.startswith("canary /") for t in threading.enumerate()) == 3
     finally:
         canary.stop()

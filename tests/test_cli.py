@@ -279,3 +279,16 @@ def test_old_spellings_are_hidden_and_logged_once():
         '--rpc.stuck-threshold is deprecated: use --collector.rpc.stuck-threshold"',
         'PANICWATCH_KDUMP_MIN_FREE_RATIO is deprecated: use '
         'PANICWATCH_COLLECTOR_KDUMP_MIN_FREE_RATIO"']
+
+
+def test_check_with_a_dump_whose_name_is_not_utf8(tree):
+    root = tree("fedora_vmcores")
+    dump = root / os.fsdecode(b"var/crash/127.0.0.1-2024-05-02-\xe9t\xe9")
+    dump.mkdir()
+    (dump / "vmcore").write_bytes(b"\0" * 512)
+    r = run("check", "--path.rootfs", str(root), "--collector.kdump.min-free-ratio", "0")
+    assert (r.returncode, r.stderr) == (0, "")
+    assert "3 dump(s) waiting in /var/crash" in r.stdout
+    assert "newest 127.0.0.1-2024-05-02-\\xe9t\\xe9" in r.stdout
+    _, report = check_json(root, "--collector.kdump.min-free-ratio", "0")
+    assert "127.0.0.1-2024-05-02-\\xe9t\\xe9" in by_name(report)["no_vmcore_pending"]["detail"]

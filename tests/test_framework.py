@@ -67,8 +67,11 @@ def test_describe_never_touches_the_host():
     assert collector.describe() == []
 
 
-def test_no_garbage_collection_during_a_scrape_and_back_after(tmp_path):
+def test_no_garbage_collection_while_a_collector_works(tmp_path):
     import gc
+
+    from panicwatch.collectors.base import collection_paused
+    from panicwatch.exposition import render
 
     seen = []
 
@@ -78,20 +81,26 @@ def test_no_garbage_collection_during_a_scrape_and_back_after(tmp_path):
         def collect(self, reader):
             seen.append(gc.isenabled())
             yield GaugeMetricFamily("panicwatch_probe", "ok", value=1)
+            seen.append(gc.isenabled())
 
     registry = CollectorRegistry()
     registry.register(PanicwatchCollector(Host.from_paths(tmp_path), [Probe()]))
     assert gc.isenabled()
     render_all(registry)
-    assert seen == [False] and gc.isenabled()
-    # a client that goes away mid-page: the stream is closed, collection is back on
-    from panicwatch.exposition import render
+    assert seen == [False, False] and gc.isenabled()
+    # ...but on while the page is written to the client, and after a client went away
     stream = render(registry)
     next(stream)
-    assert not gc.isenabled()
+    assert gc.isenabled()
     stream.close()
     assert gc.isenabled()
-    # it stays off where someone else turned it off
+    # overlapping scrapes: on again only when the last one is out
+    with collection_paused():
+        with collection_paused():
+            assert not gc.isenabled()
+        assert not gc.isenabled()
+    assert gc.isenabled()
+    # left off where someone else turned it off
     gc.disable()
     try:
         render_all(registry)

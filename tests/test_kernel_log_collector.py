@@ -1,5 +1,5 @@
 """kernel_log metrics from a watcher fed kernel-format records (the watcher's own tests,
-including the real /dev/kmsg, are in test_kmsg_watcher.py)."""
+including the real /dev/kmsg, are in test_kernel_log_watcher.py)."""
 
 from __future__ import annotations
 

@@ -243,3 +243,7 @@ def test_mount_points_joined_to_server_addresses(fake_proc):
             for lb in names(s, "panicwatch_nfs_mount_server_info")}
     # /srv/c names its server by hostname: never resolved on the scrape path
     assert info == {"/srv/a": ("192.168.122.1", "2049"), "/srv/b": ("192.168.122.1", "20490")}
+    # the mount filters apply here as to every nfs family
+    s = Scraper(fake_proc, collector_nfs_mount_exclude="^/srv/b$").scrape()
+    assert {dict(lb)["mountpoint"] for lb in names(s, "panicwatch_nfs_mount_server_info")} == {
+        "/srv/a"}

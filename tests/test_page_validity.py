@@ -152,7 +152,7 @@ def test_mountinfo_mount_points_never_break_the_page(nfs_host: Path) -> None:
                                                    errors="surrogatepass")
         samples = pages.scrape()
         # the mount table is shared: an unreadable line fails every collector that needs it
-        only_failing(samples, {"kdump", "vmcores", "readiness", "nfs", "rpc", "nfs_sockets"})
+        only_failing(samples, {"kdump", "vmcores", "readiness", "nfs", "nfs_sockets"})
         if garbage == "" or garbage.isspace():
             only_failing(samples, set())
             assert value(samples, "panicwatch_nfs_mount_server_info", mountpoint="/" + mountpoint,

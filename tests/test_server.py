@@ -196,3 +196,16 @@ def test_no_collector_canary_runs_no_probes(tree):
     assert value(s, "panicwatch_collector_success", collector="canary") is None
     assert not [k for k in s if k[0].startswith("panicwatch_canary_")]
     assert value(s, "panicwatch_collector_success", collector="nfs") == 1
+
+
+def test_landing_page_with_a_dump_whose_name_is_not_utf8(tree):
+    root = tree("fedora_vmcores")
+    dump = root / os.fsdecode(b"var/crash/127.0.0.1-2024-05-02-\xe9t\xe9")
+    dump.mkdir()
+    (dump / "vmcore").write_bytes(b"\0" * 512)
+    with serving(root) as base:
+        status, _, body = get(base + "/")
+        assert status == 200
+        assert "newest 127.0.0.1-2024-05-02-\\xe9t\\xe9" in body.decode()
+        s = scrape_text(get(base + "/metrics")[2].decode())
+    assert value(s, "panicwatch_vmcores") == 3

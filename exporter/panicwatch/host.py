@@ -21,7 +21,6 @@ KDUMP_TOOLS_DEFAULTS = "/etc/default/kdump-tools"  # Debian, Ubuntu
 SYSCONFIG_KDUMP = "/etc/sysconfig/kdump"  # SUSE (RHEL has it too, without KDUMP_SAVEDIR)
 KDUMP_TEST_STATUS = "/var/lib/kdump/vmcore-creation.status"  # kdump-utils `kdumpctl test`
 LOCALTIME = "/etc/localtime"
-DEFAULT_CRASH_DIR = "/var/crash"
 SYSTEMD_UNIT_DIRS = ("/etc/systemd/system", "/usr/lib/systemd/system", "/lib/systemd/system")
 DISK_BY = "/dev/disk"
 KMSG = "/dev/kmsg"  # under --path.rootfs: in a container, the host's /dev is at /host/dev

@@ -291,7 +291,7 @@ class Canary:
                     del self._targets[path]
             warning = (len(wanted), limit)
         if over > 0 and warning != self._last_warning:
-            log.warning("canary: %d targets, probing the first %d (--canary.max-targets)",
+            log.warning("canary: %d targets, probing the first %d (--collector.canary.max-targets)",
                         len(wanted), limit)
         self._last_warning = warning if over > 0 else None
 

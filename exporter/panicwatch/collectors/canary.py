@@ -30,7 +30,8 @@ class CanaryCollector:
             "How long each canary probe (statvfs on the mount point) took.", labels=labels)
         timeouts = CounterMetricFamily(
             PREFIX + "canary_probe_timeouts_total",
-            "Probes unanswered after --canary.timeout (each counted once, while still stuck).",
+            "Probes unanswered after --collector.canary.timeout (each counted once, while still "
+            "stuck).",
             labels=labels)
         errors = CounterMetricFamily(
             PREFIX + "canary_probe_errors_total", "Probes that failed, by errno.",
@@ -53,7 +54,8 @@ class CanaryCollector:
         yield from (duration, timeouts, errors, inflight, success)
         yield gauge("canary_targets", "Paths the canary probes.", len(state.targets))
         yield gauge("canary_targets_over_limit",
-                    "Paths left unprobed because of --canary.max-targets.", state.over_limit)
+                    "Paths left unprobed because of --collector.canary.max-targets.",
+                    state.over_limit)
         if state.lag_buckets is not None:
             lag = HistogramMetricFamily(
                 PREFIX + "canary_scheduler_lag_seconds",

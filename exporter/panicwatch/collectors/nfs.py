@@ -110,7 +110,7 @@ class NfsCollector:
         self._parse_errors = 0
 
     def collect(self, reader: HostReader) -> Iterator[Metric]:
-        yield mount_servers(reader)
+        yield self.mount_servers(reader)
         result = read_mountstats(reader, self.pid)
         if result is None:
             return
@@ -127,16 +127,33 @@ class NfsCollector:
         yield from self.op_families(selected)
         yield from self.transport_families(mounts)
 
+    def mount_servers(self, reader: HostReader) -> Metric:
+        """Which mount points use each server address (the mount table's addr=, port=): joins
+        the per-server RPC and socket metrics to the mounts (``* on(server)
+        group_left(mountpoint)``). The same mount points as the other families: the include
+        and exclude patterns apply, and an over-mounted one is its visible, last mount."""
+        info = GaugeMetricFamily(PREFIX + "nfs_mount_server_info",
+                                 "An NFS mount and the server address and port it is connected "
+                                 "to (from the mount table's addr=, port=).",
+                                 labels=["mountpoint", "server", "port"])
+        visible = dict(nfs_mount_servers(reader))
+        for mountpoint, (address, port) in sorted(visible.items()):
+            if self.mount_wanted(mountpoint):
+                info.add_metric([mountpoint, address, str(port)], 1.0)
+        return info
+
     # --- which mounts and ops ------------------------------------------------------------
+
+    def mount_wanted(self, mountpoint: str) -> bool:
+        return not ((self.mount_include and not self.mount_include.search(mountpoint))
+                    or (self.mount_exclude and self.mount_exclude.search(mountpoint)))
 
     def mounts_to_export(self, mounts: list[NfsMount]) -> list[NfsMount]:
         # An over-mounted mount point appears twice; the last is the visible one, and the
         # mountpoint label must be unique.
         by_mountpoint: dict[str, NfsMount] = {}
         for m in mounts:
-            if self.mount_include and not self.mount_include.search(m.mountpoint):
-                continue
-            if self.mount_exclude and self.mount_exclude.search(m.mountpoint):
+            if not self.mount_wanted(m.mountpoint):
                 continue
             by_mountpoint.pop(m.mountpoint, None)
             by_mountpoint[m.mountpoint] = m
@@ -242,20 +259,6 @@ class NfsCollector:
                 present = [v for x in xprts if (v := getattr(x, attr)) is not None]
                 values.append(combine(present) if present else None)
             yield family(name, doc, "gauge" if how != "counter" else "counter", series, values)
-
-
-def mount_servers(reader: HostReader) -> Metric:
-    """Which mount points use each server address (the mount table's addr=, port=): joins the
-    per-server RPC and socket metrics to the mounts (``* on(server) group_left(mountpoint)``)."""
-    info = GaugeMetricFamily(PREFIX + "nfs_mount_server_info",
-                             "An NFS mount and the server address and port it is connected to "
-                             "(from the mount table's addr=, port=).",
-                             labels=["mountpoint", "server", "port"])
-    # An over-mounted mount point: the last-mounted, visible mount (as mounts_to_export).
-    visible = dict(nfs_mount_servers(reader))
-    for mountpoint, (address, port) in sorted(visible.items()):
-        info.add_metric([mountpoint, address, str(port)], 1.0)
-    return info
 
 
 def family(name: str, doc: str, typ: str, series: list[str],

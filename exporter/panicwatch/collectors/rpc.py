@@ -60,7 +60,8 @@ class RpcTasksCollector:
             "tasks": ("rpc_tasks", "RPC tasks in flight to the server."),
             "oldest": ("rpc_task_oldest_age_seconds",
                        "How long the oldest task in flight has been seen (a lower bound)."),
-            "stuck": ("rpc_tasks_stuck", "Tasks in flight longer than --rpc.stuck-threshold."),
+            "stuck": ("rpc_tasks_stuck",
+                      "Tasks in flight longer than --collector.rpc.stuck-threshold."),
             "major": ("rpc_tasks_major_timeout",
                       "Tasks that have hit a major timeout and are still waiting (hard mounts: "
                       "'server not responding, still trying')."),

@@ -12,6 +12,7 @@ import socket
 import struct
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import NamedTuple
 
 Endpoint = tuple[str, int]
@@ -43,23 +44,28 @@ _NLMSGHDR = struct.Struct("=IHHII")  # len, type, flags, seq, pid
 _TCP_INFO = struct.Struct("=8B24I")
 
 
-def normalize_endpoint(endpoint: tuple[str, int | str]) -> Endpoint:
-    """``(address, port)`` with the address in canonical form, IPv4-mapped IPv6 as IPv4.
-
-    Brackets and an IPv6 zone (``fe80::1%eth0``) are dropped. Names are not resolved (no DNS on
-    the scrape path): anything but an IP literal or a port outside 1..65535 is a ValueError.
-    """
-    host, port = endpoint
-    text = str(host).strip()
+@lru_cache(maxsize=4096)
+def normalize_address(text: str) -> str:
+    """An IP address in canonical form, IPv4-mapped IPv6 as IPv4; brackets and an IPv6 zone
+    (``fe80::1%eth0``) dropped. Names are not resolved (no DNS on the scrape path): anything
+    but an IP literal is a ValueError."""
+    text = text.strip()
     if text.startswith("[") and text.endswith("]"):
         text = text[1:-1]
     address = ipaddress.ip_address(text.partition("%")[0])
     if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
         address = address.ipv4_mapped
+    return str(address)
+
+
+def normalize_endpoint(endpoint: tuple[str, int | str]) -> Endpoint:
+    """``(address, port)``, the address by ``normalize_address``; a port outside 1..65535 is a
+    ValueError."""
+    host, port = endpoint
     number = int(port)
     if not 0 < number < 65536:
         raise ValueError(f"port out of range: {port!r}")
-    return (str(address), number)
+    return (normalize_address(str(host)), number)
 
 
 # --- the request's filter ----------------------------------------------------------------------

@@ -11,7 +11,6 @@ import re
 from dataclasses import dataclass, field
 
 LOG_KERN = 0
-LOG_USER = 1
 
 NFS_NOT_RESPONDING = "nfs_not_responding"
 NFS_OK = "nfs_ok"

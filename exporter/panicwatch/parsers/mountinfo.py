@@ -5,6 +5,8 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
+from panicwatch.parsers.inet_diag import Endpoint, normalize_endpoint
+
 _OCTAL = re.compile(r"\\([0-7]{3})")
 
 # Filesystems where statvfs/stat may wait on a server or a daemon; never touched on the
@@ -69,3 +71,19 @@ def mount_of(path: str, mounts: list[Mount]) -> Mount | None:
         if inside and (best is None or len(mp) >= len(best.mountpoint.rstrip("/") or "/")):
             best = m
     return best
+
+
+NFS_PORT = 2049
+
+
+def nfs_server(super_options: str) -> Endpoint | None:
+    """The server address and port an NFS mount's options name (``addr=``, ``port=``; 2049
+    when no port or port 0 is given), the address the kernel connected to; None without an
+    IP address there (names are never resolved) or with a port out of range."""
+    options = dict(o.partition("=")[::2] for o in super_options.split(","))
+    port = options.get("port", "")
+    try:
+        return normalize_endpoint((options.get("addr", ""),
+                                   int(port) if port.isdecimal() and int(port) else NFS_PORT))
+    except ValueError:
+        return None

@@ -302,12 +302,14 @@ def assess(host: Host, min_free_ratio: float) -> Report:
 class RecentReport:
     """The newest Report, shared: each scrape's readiness collector publishes its own, and the
     landing page reads it, or assesses anew (one request at a time) when it is older than
-    ``max_age`` seconds, so no number of page loads can read the host more often than that."""
+    ``max_age`` seconds, so no number of page loads can read the host more often than that.
+    A scrape publishing never waits for a page's assessment."""
 
     def __init__(self, max_age: float = 30.0, clock: Callable[[], float] = time.monotonic) -> None:
         self.max_age = max_age
         self.clock = clock
-        self._lock = threading.Lock()
+        self._lock = threading.Lock()  # the report and its time
+        self._making = threading.Lock()  # one assessment for the page at a time
         self._report: Report | None = None
         self._made = 0.0
 
@@ -315,9 +317,21 @@ class RecentReport:
         with self._lock:
             self._report, self._made = report, self.clock()
 
-    def get(self, make: Callable[[], Report]) -> tuple[Report, float]:
-        """The report and its age in seconds."""
+    def _fresh(self) -> tuple[Report, float] | None:
         with self._lock:
             if self._report is None or self.clock() - self._made > self.max_age:
-                self._report, self._made = make(), self.clock()
+                return None
             return self._report, self.clock() - self._made
+
+    def get(self, make: Callable[[], Report]) -> tuple[Report, float]:
+        """The report and its age in seconds."""
+        fresh = self._fresh()
+        if fresh is not None:
+            return fresh
+        with self._making:
+            fresh = self._fresh()  # made (or published) while this request waited
+            if fresh is not None:
+                return fresh
+            report = make()
+            self.publish(report)
+            return report, 0.0

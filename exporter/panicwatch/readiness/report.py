@@ -1,10 +1,12 @@
-"""Render a readiness Report for people (text, HTML) and machines (JSON)."""
+"""Render a readiness Report for people (text, HTML) and machines (JSON). A dump's name need
+not be UTF-8: its bytes show as \\xNN everywhere, as in the labels."""
 
 from __future__ import annotations
 
 import html
 import json
 
+from panicwatch.exposition import printable
 from panicwatch.readiness.checks import Report
 
 MARK = {"pass": "PASS", "fail": "FAIL", "skip": "SKIP"}
@@ -34,7 +36,7 @@ def as_text(report: Report, rootfs: str) -> str:
     if report.problems:
         lines += ["", "could not read:"] + [f"  - {p}" for p in report.problems]
     lines += ["", verdict(report)]
-    return "\n".join(lines) + "\n"
+    return printable("\n".join(lines) + "\n")
 
 
 def as_json(report: Report) -> str:
@@ -42,11 +44,11 @@ def as_json(report: Report) -> str:
         "ready": report.ready,
         "verdict": verdict(report),
         "checks": [
-            {"name": c.name, "severity": c.severity, "status": c.status, "detail": c.detail,
-             "fix": c.fix if c.passed is False else ""}
+            {"name": c.name, "severity": c.severity, "status": c.status,
+             "detail": printable(c.detail), "fix": printable(c.fix) if c.passed is False else ""}
             for c in report.checks
         ],
-        "problems": report.problems,
+        "problems": [printable(p) for p in report.problems],
     }, indent=2) + "\n"
 
 
@@ -56,4 +58,4 @@ def as_html_rows(report: Report) -> str:
         fix = f"<br><small>fix: <code>{html.escape(c.fix)}</code></small>" if c.passed is False else ""
         rows.append(f'<tr class="{c.status}"><td>{MARK[c.status]}</td><td>{html.escape(c.name)}'
                     f"</td><td>{html.escape(c.severity)}</td><td>{html.escape(c.detail)}{fix}</td></tr>")
-    return "\n".join(rows)
+    return printable("\n".join(rows))

@@ -7,11 +7,10 @@ reading them never blocks on a hung mount.
 from __future__ import annotations
 
 from panicwatch.parsers import mountstats
-from panicwatch.parsers.inet_diag import Endpoint, normalize_endpoint
+from panicwatch.parsers.inet_diag import Endpoint
+from panicwatch.parsers.mountinfo import nfs_server
 from panicwatch.reader import HostReader
 from panicwatch.snapshots.mounts import read_mounts
-
-NFS_PORT = 2049
 
 # A host with thousands of NFS mounts prints several MiB; past this, something is wrong.
 MOUNTSTATS_LIMIT = 256 << 20
@@ -42,13 +41,8 @@ def nfs_mount_servers(reader: HostReader) -> list[tuple[str, Endpoint]]:
     Mounts without an IP address there are left out: names are never resolved here."""
     servers = []
     for mount in reader.snapshot(read_mounts) or []:
-        if mount.fstype not in mountstats.NFS_FSTYPES:
-            continue
-        options = dict(o.partition("=")[::2] for o in mount.super_options.split(","))
-        port = options.get("port", "")
-        try:
-            servers.append((mount.mountpoint, normalize_endpoint(
-                (options.get("addr", ""), int(port) if port.isdecimal() and int(port) else NFS_PORT))))
-        except ValueError:
-            continue
+        if mount.fstype in mountstats.NFS_FSTYPES:
+            server = nfs_server(mount.super_options)
+            if server is not None:
+                servers.append((mount.mountpoint, server))
     return servers

@@ -10,13 +10,12 @@ from __future__ import annotations
 
 import ctypes
 import errno
-import ipaddress
 import os
 import socket
 import threading
 import time
 from collections.abc import Iterable
-from functools import cache, lru_cache
+from functools import cache
 from typing import Any
 
 from panicwatch.parsers.inet_diag import (
@@ -31,6 +30,7 @@ from panicwatch.parsers.inet_diag import (
     aggregate,
     decode_tcp_info,
     messages,
+    normalize_address,
     normalize_endpoint,
     requests,
 )
@@ -190,20 +190,12 @@ def _socket(message: Any) -> TcpSocket:
     state = message["idiag_state"]
     return TcpSocket(
         family=message["idiag_family"],
-        local=(_address(message["idiag_src"]), message["idiag_sport"]),
-        remote=(_address(message["idiag_dst"]), message["idiag_dport"]),
+        local=(normalize_address(message["idiag_src"]), message["idiag_sport"]),
+        remote=(normalize_address(message["idiag_dst"]), message["idiag_dport"]),
         state=TCP_STATES.get(state, f"UNKNOWN_{state}"),
         send_queue_bytes=message["idiag_wqueue"],
         info=decode_tcp_info(bytes(raw)) if isinstance(raw, bytes | bytearray) else None,
     )
-
-
-@lru_cache(maxsize=4096)
-def _address(text: str) -> str:
-    address = ipaddress.ip_address(text)
-    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
-        return str(address.ipv4_mapped)
-    return str(address)
 
 
 # --- opening the socket, possibly in another network namespace ---------------------------------

@@ -3,7 +3,7 @@
 The same YAML node_exporter takes: ``tls_server_config``, ``basic_auth_users`` and
 ``http_server_config.headers``. ``parse_web_config`` is a pure function from the file's
 text to a frozen ``WebConfig``; reading the file, loading certificates and noticing changes
-live in web_source.py. Anything the toolkit knows but panicwatch cannot honour
+live in config_watch.py. Anything the toolkit knows but panicwatch cannot honour
 (``rate_limit``, ``cipher_suites``, ...) is an error naming the key: a setting that is
 silently dropped is worse than one that stops the start.
 """

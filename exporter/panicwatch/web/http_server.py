@@ -1,6 +1,6 @@
 """The HTTP server under `serve`: wsgiref's request handling on a bounded ConnectionPool,
 with TLS and the web config applied per connection and time limits on every read and
-write (web_io.py), so slow or silent clients cannot hold the scrapes up."""
+write (socket_io.py), so slow or silent clients cannot hold the scrapes up."""
 
 from __future__ import annotations
 

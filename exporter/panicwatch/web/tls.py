@@ -58,7 +58,7 @@ def ssl_context(tls: TLSServerConfig) -> ssl.SSLContext:
                              f"({e.reason or e})") from None
     mode = _VERIFY[tls.client_auth_type]
     if tls.client_ca_file is None:
-        mode = ssl.CERT_NONE  # only RequestClientCert gets here (web_config checks the rest)
+        mode = ssl.CERT_NONE  # only RequestClientCert gets here (config.py checks the rest)
     else:
         try:
             context.load_verify_locations(cafile=tls.client_ca_file)
