@@ -8,10 +8,7 @@ from prometheus_client.core import GaugeMetricFamily, Metric
 
 from panicwatch.collectors.base import PREFIX, gauge
 from panicwatch.reader import HostReader
-from panicwatch.readiness.checks import RecentReport, Report, evaluate, is_ready
-from panicwatch.snapshots.kdump import read_kdump
-from panicwatch.snapshots.kernel import read_kernel
-from panicwatch.snapshots.vmcores import read_inventory
+from panicwatch.readiness.checks import RecentReport, report_from
 
 
 class ReadinessCollector:
@@ -22,19 +19,17 @@ class ReadinessCollector:
         self.recent = recent
 
     def collect(self, reader: HostReader) -> Iterator[Metric]:
-        kdump = reader.snapshot(read_kdump)
-        checks = evaluate(kdump, reader.snapshot(read_inventory), reader.snapshot(read_kernel),
-                          self.min_free_ratio)
+        report = report_from(reader, self.min_free_ratio)
         if self.recent is not None:  # for the landing page
-            self.recent.publish(Report(checks, list(reader.problems), kdump))
+            self.recent.publish(report)
         family = GaugeMetricFamily(PREFIX + "readiness_check",
                                    "A panic readiness check: 1 pass, 0 fail "
                                    "(absent when it cannot be evaluated here).",
                                    labels=["check"])
-        for check in checks:
+        for check in report.checks:
             if check.passed is not None:
                 family.add_metric([check.name], float(check.passed))
         yield family
         yield gauge("panic_ready",
                     "1 when every critical readiness check passes: a panic now leaves a dump.",
-                    float(is_ready(checks)))
+                    float(report.ready))

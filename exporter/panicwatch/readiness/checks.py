@@ -48,12 +48,8 @@ class Report:
 
     @property
     def ready(self) -> bool:
-        return is_ready(self.checks)
-
-
-def is_ready(checks: list[Check]) -> bool:
-    """Panic-ready: no critical check failed (a skipped one does not count against)."""
-    return not any(c.passed is False and c.severity == CRITICAL for c in checks)
+        """Panic-ready: no critical check failed (a skipped one does not count against)."""
+        return not any(c.passed is False and c.severity == CRITICAL for c in self.checks)
 
 
 def gib(size: int | float) -> str:
@@ -291,12 +287,16 @@ def evaluate(k: KdumpState, inv: VmcoreInventory, kernel: KernelState,
     ]
 
 
-def assess(host: Host, min_free_ratio: float) -> Report:
-    reader = HostReader(host)
+def report_from(reader: HostReader, min_free_ratio: float) -> Report:
+    """The checks on the snapshots ``reader`` reads (or a scrape has read already)."""
     kdump = reader.snapshot(read_kdump)
     checks = evaluate(kdump, reader.snapshot(read_inventory), reader.snapshot(read_kernel),
                       min_free_ratio)
-    return Report(checks, reader.problems, kdump)
+    return Report(checks, list(reader.problems), kdump)
+
+
+def assess(host: Host, min_free_ratio: float) -> Report:
+    return report_from(HostReader(host), min_free_ratio)
 
 
 class RecentReport:
