@@ -12,6 +12,16 @@ def p(name: str) -> str:
     return f"panicwatch_{name}"
 
 
+def crash_info(samples) -> dict[str, tuple[str, ...]]:
+    """vmcore_crash_info by dump: (title, kind, function, module, kernel_release)."""
+    found = {}
+    for labels in names(samples, p("vmcore_crash_info")):
+        d = dict(labels)
+        found[d["dump"]] = tuple(d[k] for k in ("title", "kind", "function", "module",
+                                                "kernel_release"))
+    return found
+
+
 def checks(samples) -> dict[str, float]:
     return {dict(labels)["check"]: v for labels, v in names(samples, p("readiness_check")).items()}
 
@@ -78,7 +88,16 @@ def test_fedora_vmcores(tree):
     # 2024-05-02 10:00:00 in Europe/Berlin (CEST, UTC+2) = 08:00:00 UTC
     assert value(s, p("vmcore_newest_timestamp_seconds")) == 1714636800
     assert value(s, p("last_panic_info"), reason="softlockup: hung tasks", kind="soft_lockup",
-                 dump="127.0.0.1-2024-05-02-10:00:00") == 1
+                 dump="127.0.0.1-2024-05-02-10:00:00", title="BUG: soft lockup in nfs_access_get_cached",
+                 kernel_release="5.14.0-427.el9.x86_64") == 1
+    # The incomplete capture's partial dmesg is read too: it is all there is of that crash.
+    assert crash_info(s) == {
+        "127.0.0.1-2024-05-02-10:00:00": ("BUG: soft lockup in nfs_access_get_cached",
+                                          "soft_lockup", "nfs_access_get_cached", "nfs",
+                                          "5.14.0-427.el9.x86_64"),
+        "127.0.0.1-2024-05-01-03:12:45": ("kernel panic: sysrq triggered crash", "sysrq", "", "",
+                                          "5.14.0-427.el9.x86_64"),
+    }
     assert value(s, p("kdump_test_success")) == 0
     assert value(s, p("kdump_test_timestamp_seconds")) == 1714600000
     assert checks(s)["no_vmcore_pending"] == 0
@@ -98,8 +117,10 @@ def test_ubuntu_armed_with_a_dump(tree):
     assert value(s, p("vmcore_bytes")) == 64 * MiB
     # No /etc/localtime in the tree: UTC. 2024-05-01 03:12 UTC.
     assert value(s, p("vmcore_newest_timestamp_seconds")) == 1714533120
+    # A hung-task report cut before its call trace names no function: syzbot's "corrupted".
     assert value(s, p("last_panic_info"), reason="hung_task: blocked tasks", kind="hung_task",
-                 dump="202405010312") == 1
+                 dump="202405010312", title="INFO: task hung in corrupted",
+                 kernel_release="6.8.0-31-generic") == 1
     assert value(s, p("kdump_test_success")) is None
     assert checks(s)["no_vmcore_pending"] == 0
     assert "kdump_tested" not in checks(s)  # not a kdump-utils host: skipped
@@ -141,8 +162,12 @@ def test_sles_split_reservation_and_two_layouts(tree):
     assert value(s, p("vmcores")) == 2
     assert value(s, p("vmcore_bytes")) == 50 * MiB
     assert value(s, p("vmcore_newest_timestamp_seconds")) == 1714770420  # 2024-05-03 21:07 UTC
+    title = "BUG: unable to handle kernel NULL pointer dereference in nfs4_do_close"
     assert value(s, p("last_panic_info"), reason="Fatal exception", kind="null_pointer",
-                 dump="2024-05-03-21-07") == 1
+                 dump="2024-05-03-21-07", title=title,
+                 kernel_release="5.14.21-150500.55.39-default") == 1
+    assert crash_info(s)["2024-05-03-21-07"] == (title, "null_pointer", "nfs4_do_close", "nfsv4",
+                                                 "5.14.21-150500.55.39-default")
     assert "crash_memory_sufficient" not in checks(s)
 
 

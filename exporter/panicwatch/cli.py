@@ -19,6 +19,9 @@ COMMANDS = {
     "metrics": "Collect once and print the metrics in the Prometheus text format.",
     "check": "Report panic readiness with the fix for every failed check "
              "(exit 0 ready, 1 a critical check failed, 2 could not run).",
+    "triage": "Name the crash in each dump (or kernel log file) the way kernel developers "
+              "do: title, culprit, kernel, stack (exit 0 every input held a crash, 1 some "
+              "held none, 2 bad usage or unreadable input).",
     "stress": "The bounded reproducer: worker threads stat (or open, statvfs, readdir) "
               "every file under PATH... until --duration, then a summary "
               "(exit 0 ran, 1 errors seen, 2 bad usage).",
@@ -58,7 +61,7 @@ def _add_flags(parser: argparse.ArgumentParser, command: str | None) -> None:
         assert isinstance(extra, dict)
         commands = extra["commands"]
         assert isinstance(commands, tuple | list)
-        if command is None and tuple(commands) != ALL_COMMANDS:
+        if command is None and not set(ALL_COMMANDS) <= set(commands):
             continue
         if command is not None and command not in commands:
             continue
@@ -98,6 +101,11 @@ def build_parser() -> argparse.ArgumentParser:
         if command == "stress":
             command_parser.add_argument("paths", nargs="+", metavar="PATH",
                                         help="files or directories to walk")
+        if command == "triage":
+            command_parser.add_argument(
+                "paths", nargs="*", metavar="PATH",
+                help="a dump directory or a kernel log file (default: every dump in the "
+                     "host's crash directory, newest first)")
     return parser
 
 
@@ -141,6 +149,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         from panicwatch.stress import run_stress
 
         return run_stress(settings, args.paths)
+    if args.command == "triage":
+        from panicwatch.triage.command import run_triage
+
+        return run_triage(settings, args.paths)
     if args.command == "metrics":
         from panicwatch.collectors.registry import build_registry
         from panicwatch.exposition import render

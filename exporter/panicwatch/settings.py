@@ -24,6 +24,8 @@ from pydantic_settings import (
 )
 
 ALL_COMMANDS = ("serve", "metrics", "check")
+# Commands that read the host (triage reads its crash directory) but collect nothing.
+HOST_COMMANDS = (*ALL_COMMANDS, "triage")
 SCRAPE_COMMANDS = ("serve", "metrics")
 
 
@@ -84,17 +86,15 @@ class Settings(BaseSettings):
         "response headers; re-read when it changes.", ("serve",)
     )
     path_rootfs: Path = option(
-        Path("/"), "path.rootfs", "Root of the host's filesystem (e.g. /host in a container)."
-    )
+        Path("/"), "path.rootfs", "Root of the host's filesystem (e.g. /host in a container).",
+        HOST_COMMANDS)
     path_procfs: Path | None = option(
-        None, "path.procfs", "procfs mount point (default: <path.rootfs>/proc)."
-    )
+        None, "path.procfs", "procfs mount point (default: <path.rootfs>/proc).", HOST_COMMANDS)
     path_sysfs: Path | None = option(
-        None, "path.sysfs", "sysfs mount point (default: <path.rootfs>/sys)."
-    )
+        None, "path.sysfs", "sysfs mount point (default: <path.rootfs>/sys).", HOST_COMMANDS)
     log_level: Literal["debug", "info", "warn", "error"] = option(
-        "info", "log.level", "Only log messages with the given severity or above."
-    )
+        "info", "log.level", "Only log messages with the given severity or above.",
+        HOST_COMMANDS)
     collector_kdump: bool = collector_option("kdump", "crash kernel, reservation, dump target.")
     collector_kdump_min_free_ratio: float = option(
         0.1, "collector.kdump.min-free-ratio",
@@ -206,8 +206,13 @@ class Settings(BaseSettings):
     stress_op: Literal["stat", "open", "statvfs", "readdir"] = option(
         "stat", "op", "What each worker does to every path it walks.", ("stress",))
     format: Literal["text", "json"] = option(
-        "text", "format", "Output format of the report.", ("check",)
+        "text", "format", "Output format of the report (triage: json is one object per "
+        "line).", ("check", "triage")
     )
+    triage_extract: bool = option(
+        False, "extract", "For a dump without a saved kernel log, extract it from the vmcore "
+        "with makedumpfile --dump-dmesg (or vmcore-dmesg) and save it beside the dump.",
+        ("triage",))
 
     @field_validator("web_listen_address")
     @classmethod

@@ -1,4 +1,4 @@
-"""vmcores: dumps waiting in the local crash directory, and why the last panic happened."""
+"""vmcores: dumps waiting in the local crash directory, and the crash each one holds."""
 
 from __future__ import annotations
 
@@ -7,15 +7,29 @@ from collections.abc import Iterator
 from prometheus_client.core import Metric
 
 from panicwatch.collectors.base import gauge
+from panicwatch.exposition import label_sets, render_family
+from panicwatch.parsers.crash_report import CrashReport
 from panicwatch.reader import HostReader
-from panicwatch.snapshots.vmcores import PanicReasonCache, read_inventory
+from panicwatch.snapshots.vmcores import read_inventory
+from panicwatch.triage.dumps import CrashCache
+
+CRASH_LABELS = ("dump", "title", "kind", "function", "module", "kernel_release")
+
+
+def crash_labels(report: CrashReport | None) -> dict[str, str]:
+    """The crash's labels: the same crash on many hosts gives the same values."""
+    if report is None:
+        return {"title": "", "kind": "unknown", "function": "", "module": "",
+                "kernel_release": ""}
+    return {"title": report.title, "kind": report.kind, "function": report.function or "",
+            "module": report.module or "", "kernel_release": report.kernel_release or ""}
 
 
 class VmcoresCollector:
     name = "vmcores"
 
     def __init__(self) -> None:
-        self.reasons = PanicReasonCache()
+        self.crashes = CrashCache()
 
     def collect(self, reader: HostReader) -> Iterator[Metric]:
         inv = reader.snapshot(read_inventory)
@@ -34,7 +48,28 @@ class VmcoresCollector:
         yield gauge("vmcore_newest_timestamp_seconds",
                     "Capture time of the newest dump (from its directory name, else mtime).",
                     newest.timestamp)
-        why = self.reasons.get(reader, newest)
+        crashes = self.crashes.crashes(reader, dumps)
+        names = label_sets(("dump",), [(d.name,) for d in dumps])
+        yield render_family("panicwatch_vmcore_timestamp_seconds",
+                            "Capture time of each dump (from its directory name, else mtime).",
+                            "gauge", names, [d.timestamp for d in dumps])
+        rows = []
+        for dump in dumps:
+            if dump.name not in crashes:
+                continue  # its log is parsed by a later scrape
+            labels = crash_labels(crashes[dump.name])
+            rows.append((dump.name, *(labels[k] for k in CRASH_LABELS[1:])))
+        yield render_family(
+            "panicwatch_vmcore_crash_info",
+            "The crash each dump holds, named from its saved kernel log as syzbot titles it "
+            "(title empty and kind unknown when the log is missing or holds no report; a dump "
+            "appears once its log is parsed).",
+            "gauge", label_sets(CRASH_LABELS, rows), [1] * len(rows))
+        report = crashes.get(newest.name)
+        labels = crash_labels(report)
         yield gauge("last_panic_info",
-                    "The newest dump's panic reason and kind, read from its saved dmesg.", 1.0,
-                    {"reason": why.reason, "kind": why.kind, "dump": newest.name})
+                    "The newest dump's panic: the panic message (numbers and addresses "
+                    "stripped), the kind, the crash title and kernel release.", 1.0,
+                    {"reason": report.reason if report is not None else "unknown",
+                     "kind": labels["kind"], "dump": newest.name, "title": labels["title"],
+                     "kernel_release": labels["kernel_release"]})

@@ -15,6 +15,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from datetime import datetime
+from functools import lru_cache
 
 _LAYOUTS = (
     ("rhel", re.compile(r"^(?:.+-)?(\d{4}-\d{2}-\d{2}-\d{2}:\d{2}:\d{2})$"), "%Y-%m-%d-%H:%M:%S"),
@@ -36,6 +37,7 @@ class DumpDirName:
     stamp: datetime | None  # naive local time of the capture, from the name
 
 
+@lru_cache(maxsize=4096)  # every scrape lists the same names; strptime is slow
 def classify_dir(name: str) -> DumpDirName | None:
     """A dump directory's layout and time from its name, or None if the name is not one."""
     if name.startswith(TEST_DUMP_PREFIX):

@@ -1,26 +1,24 @@
 """Snapshot of the crash dumps waiting in the local crash directory.
 
 The scan is bounded: the crash directory's top level and one level down, no symlinks
-followed, and only the tail of the newest dump's dmesg is read.
+followed; the dumps' saved logs are read by triage (panicwatch.triage.dumps).
 """
 
 from __future__ import annotations
 
 import os
-import threading
 from dataclasses import dataclass
 from datetime import UTC, tzinfo
+from pathlib import Path
 from zoneinfo import ZoneInfo
 
 from panicwatch import host as paths
-from panicwatch.host import read_tail
-from panicwatch.parsers import panic_reason, vmcore_layout
+from panicwatch.parsers import vmcore_layout
 from panicwatch.parsers.mountinfo import mount_of
 from panicwatch.reader import HostReader, describe_error
 from panicwatch.snapshots.kdump import read_target_state
 from panicwatch.snapshots.mounts import read_mounts
 
-DMESG_TAIL_BYTES = 256 * 1024
 # A crash dir (or dump dir) with more entries than this is not one; only this many are
 # looked at, and the collector says so, since the counts would then be incomplete.
 MAX_ENTRIES = 1000
@@ -71,15 +69,15 @@ def _too_many(reader: HostReader, directory: str) -> None:
     reader.problem(f"{directory}: over {MAX_ENTRIES} entries, only the first {MAX_ENTRIES} counted")
 
 
-def _scan_dump_dir(reader: HostReader, path: str,
-                   host_path: str) -> tuple[bool, bool, int, list[str]]:
-    """(has a dump file, incomplete, bytes, file names) for one candidate directory."""
+def _scan_dump_dir(path: str | Path) -> tuple[bool, bool, int, list[str], bool]:
+    """(has a dump file, incomplete, bytes, file names, listing cut short) for one
+    candidate directory."""
     names: list[str] = []
-    size, has_dump, incomplete = 0, False, False
+    size, has_dump, incomplete, cut = 0, False, False, False
     with os.scandir(path) as it:
         for seen, entry in enumerate(it):
             if seen >= MAX_ENTRIES:
-                _too_many(reader, host_path)
+                cut = True
                 break
             if not entry.is_file(follow_symlinks=False):
                 continue  # only regular files: a FIFO or symlink named dmesg must not be opened
@@ -89,7 +87,34 @@ def _scan_dump_dir(reader: HostReader, path: str,
             if vmcore_layout.is_dump_file(entry.name):
                 has_dump = True
                 size += entry.stat(follow_symlinks=False).st_size
-    return has_dump, incomplete, size, names
+    return has_dump, incomplete, size, names, cut
+
+
+def _dump(name: str, path: str, named: vmcore_layout.DumpDirName | None, has_dump: bool,
+          incomplete: bool, size: int, names: list[str], mtime: float, zone: tzinfo) -> Dump:
+    # A dump directory without a finished dump file is a capture that did not finish.
+    incomplete = incomplete or not has_dump
+    stamp = named.stamp.replace(tzinfo=zone).timestamp() if named and named.stamp else mtime
+    dmesg = vmcore_layout.dmesg_file(names)
+    core = vmcore_layout.core_file(names)
+    return Dump(
+        name=name,
+        layout=named.layout if named else "unknown",
+        timestamp=stamp,
+        incomplete=incomplete,
+        bytes=size,
+        dmesg=f"{path}/{dmesg}" if dmesg else None,
+        core=f"{path}/{core}" if core else None,
+    )
+
+
+def dump_at(path: Path, zone: tzinfo) -> Dump:
+    """One dump directory named on the command line (paths in it are local, not host's)."""
+    has_dump, incomplete, size, names, _ = _scan_dump_dir(path)
+    mtime = os.stat(path, follow_symlinks=False).st_mtime
+    name = path.resolve().name
+    return _dump(name, str(path), vmcore_layout.classify_dir(name), has_dump, incomplete, size,
+                 names, mtime, zone)
 
 
 def scan_crash_dir(reader: HostReader, crash_dir: str) -> VmcoreInventory:
@@ -119,27 +144,17 @@ def scan_crash_dir(reader: HostReader, crash_dir: str) -> VmcoreInventory:
         if named is None and entry.name.startswith(vmcore_layout.TEST_DUMP_PREFIX):
             continue  # `kdumpctl test` proves capture works; it is not a crash
         try:
-            has_dump, incomplete, size, names = _scan_dump_dir(reader, entry.path, sub)
+            has_dump, incomplete, size, names, cut = _scan_dump_dir(entry.path)
             mtime = entry.stat(follow_symlinks=False).st_mtime
         except OSError as e:
             reader.problem(describe_error(e))
             continue
+        if cut:
+            _too_many(reader, sub)
         if named is None and not has_dump:
             continue  # some other directory
-        # A dump directory without a finished dump file is a capture that did not finish.
-        incomplete = incomplete or not has_dump
-        stamp = named.stamp.replace(tzinfo=zone).timestamp() if named and named.stamp else mtime
-        dmesg = vmcore_layout.dmesg_file(names)
-        core = vmcore_layout.core_file(names)
-        dumps.append(Dump(
-            name=entry.name,
-            layout=named.layout if named else "unknown",
-            timestamp=stamp,
-            incomplete=incomplete,
-            bytes=size,
-            dmesg=f"{sub}/{dmesg}" if dmesg else None,
-            core=f"{sub}/{core}" if core else None,
-        ))
+        dumps.append(_dump(entry.name, sub, named, has_dump, incomplete, size, names, mtime,
+                           zone))
     return VmcoreInventory(crash_dir, tuple(sorted(dumps, key=lambda d: d.name)))
 
 
@@ -149,30 +164,3 @@ def read_inventory(reader: HostReader) -> VmcoreInventory:
         reason = target.unchecked_reason or f"{target.target.label} does not exist"
         return VmcoreInventory(None, (), reason)
     return scan_crash_dir(reader, target.local_dir)
-
-
-class PanicReasonCache:
-    """The newest dump's panic reason, re-read only when its dmesg file changes."""
-
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._key: tuple[str, int, float] | None = None
-        self._value = panic_reason.UNKNOWN
-
-    def get(self, reader: HostReader, dump: Dump) -> panic_reason.PanicReason:
-        if dump.dmesg is None:
-            return panic_reason.UNKNOWN
-        path = reader.host.root(dump.dmesg)
-        try:
-            st = os.stat(path, follow_symlinks=False)
-            key = (str(path), st.st_size, st.st_mtime)
-            with self._lock:
-                if key == self._key:
-                    return self._value
-            value = panic_reason.extract_panic_reason(read_tail(path, DMESG_TAIL_BYTES))
-        except OSError as e:
-            reader.problem(describe_error(e))
-            return panic_reason.UNKNOWN
-        with self._lock:
-            self._key, self._value = key, value
-        return value

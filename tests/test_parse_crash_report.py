@@ -1,20 +1,35 @@
-"""Panic reason and kind from the dmesg a capture saved."""
+"""Crash reports: the title, kind and panic reason of the crash in a kernel log."""
 
 from __future__ import annotations
-
-import re
 
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from panicwatch.parsers.panic_reason import (
+from panicwatch.parsers.crash_report import (
+    KINDS,
     MAX_REASON,
-    UNKNOWN,
-    PanicReason,
-    extract_panic_reason,
+    CrashReport,
     normalize_reason,
+    parse_crash_report,
 )
+
+
+def assert_bounded(report: CrashReport) -> None:
+    """Labels built from a report stay short and printable whatever the log held."""
+    assert 0 < len(report.title) <= 120 and report.title.isprintable()
+    assert len(report.reason) <= MAX_REASON and not any(ch.isdecimal() for ch in report.reason)
+    assert report.kind in KINDS
+    for value in (report.function, report.module, report.kernel_release, report.comm):
+        assert value is None or (0 < len(value) <= 120 and value.isprintable())
+    assert len(report.stack) <= 32 and all(f.isprintable() for f in report.stack)
+    assert len(report.signature) == 12
+
+
+def reason_and_kind(log: str) -> tuple[str, str]:
+    report = parse_crash_report(log)
+    assert report is not None
+    return report.reason, report.kind
 
 BOOT = """\
 [    0.000000] Linux version 6.8.0-31-generic (buildd@lcy02-amd64-080) (x86_64-linux-gnu-gcc-13) #31-Ubuntu SMP
@@ -195,7 +210,7 @@ INIT_KILLED = BOOT + """\
     ],
 )
 def test_panics(dmesg: str, reason: str, kind: str) -> None:
-    assert extract_panic_reason(dmesg) == PanicReason(reason, kind)
+    assert reason_and_kind(dmesg) == (reason, kind)
 
 
 @pytest.mark.parametrize(
@@ -216,28 +231,30 @@ def test_panics(dmesg: str, reason: str, kind: str) -> None:
 )
 def test_kind_from_message(message: str, reason: str, kind: str) -> None:
     dmesg = BOOT + f"[  100.000000] Kernel panic - not syncing: {message}\n"
-    assert extract_panic_reason(dmesg) == PanicReason(reason, kind)
+    assert reason_and_kind(dmesg) == (reason, kind)
 
 
-def test_no_panic_line_is_unknown() -> None:
-    assert extract_panic_reason(BOOT) == UNKNOWN
-    assert PanicReason("unknown", "unknown") == UNKNOWN
-    assert extract_panic_reason("") == UNKNOWN
-    # An Oops without a panic (panic_on_oops=0) is not a panic.
-    no_panic = NULL_POINTER.replace("Kernel panic - not syncing: Fatal exception", "")
-    assert extract_panic_reason(no_panic) == UNKNOWN
+def test_no_report_is_none_and_a_report_without_panic_has_no_reason() -> None:
+    assert parse_crash_report(BOOT) is None
+    assert parse_crash_report("") is None
+    # An Oops without a panic (panic_on_oops=0) is still the crash, but nothing panicked.
+    no_panic = parse_crash_report(
+        NULL_POINTER.replace("Kernel panic - not syncing: Fatal exception", ""))
+    assert no_panic is not None
+    assert no_panic.title == "BUG: unable to handle kernel NULL pointer dereference in broken_init"
+    assert (no_panic.panicked, no_panic.panic_message, no_panic.reason) == (False, None, "unknown")
 
 
 def test_two_panics_last_one_wins() -> None:
     # e.g. a dmesg that kept the previous boot's panic before this one's.
-    assert extract_panic_reason(SYSRQ + HUNG_TASK) == PanicReason("hung_task: blocked tasks", "hung_task")
-    assert extract_panic_reason(HUNG_TASK + SYSRQ) == PanicReason("sysrq triggered crash", "sysrq")
+    assert reason_and_kind(SYSRQ + HUNG_TASK) == ("hung_task: blocked tasks", "hung_task")
+    assert reason_and_kind(HUNG_TASK + SYSRQ) == ("sysrq triggered crash", "sysrq")
 
 
 def test_earlier_panic_context_is_not_used() -> None:
     # The NULL dereference belongs to the first panic; the second one's cause is unknown.
     dmesg = NULL_POINTER + "[  400.000000] Kernel panic - not syncing: Fatal exception\n"
-    assert extract_panic_reason(dmesg) == PanicReason("Fatal exception", "other")
+    assert reason_and_kind(dmesg) == ("Fatal exception", "other")
 
 
 def test_oops_without_a_described_fault() -> None:
@@ -246,10 +263,10 @@ def test_oops_without_a_described_fault() -> None:
 [  100.000010] CPU: 0 PID: 1 Comm: x Not tainted 6.8.0 #1
 [  100.000020] Kernel panic - not syncing: Fatal exception
 """
-    assert extract_panic_reason(dmesg) == PanicReason("Fatal exception", "oops")
+    assert reason_and_kind(dmesg) == ("Fatal exception", "oops")
 
 
-def test_fault_far_before_the_oops_is_not_its_cause() -> None:
+def test_fault_before_the_oops_is_its_report() -> None:
     filler = "".join(f"[  100.{i:06d}] filler line {i}\n" for i in range(11))
     dmesg = BOOT + (
         "[   99.000000] BUG: kernel NULL pointer dereference, address: 0000000000000008\n"
@@ -257,7 +274,8 @@ def test_fault_far_before_the_oops_is_not_its_cause() -> None:
         + "[  101.000000] Oops: 0000 [#1] SMP\n"
         "[  101.000010] Kernel panic - not syncing: Fatal exception\n"
     )
-    assert extract_panic_reason(dmesg) == PanicReason("Fatal exception", "oops")
+    # The BUG: line starts the report that the Oops line continues, however far apart.
+    assert reason_and_kind(dmesg) == ("Fatal exception", "null_pointer")
 
 
 def test_warning_then_fault_picks_the_fault() -> None:
@@ -267,7 +285,7 @@ def test_warning_then_fault_picks_the_fault() -> None:
 [  100.000020] WARNING: CPU: 0 PID: 1 at kernel/exit.c:812 do_exit+0x8f3/0xb00
 [  100.000030] Kernel panic - not syncing: Fatal exception
 """
-    assert extract_panic_reason(dmesg) == PanicReason("Fatal exception", "page_fault")
+    assert reason_and_kind(dmesg) == ("Fatal exception", "page_fault")
 
 
 def test_arm64_internal_error_paging_request() -> None:
@@ -279,7 +297,7 @@ def test_arm64_internal_error_paging_request() -> None:
 [  200.000040] Modules linked in: xfs
 [  200.000050] Kernel panic - not syncing: Oops: Fatal exception
 """
-    assert extract_panic_reason(dmesg) == PanicReason("Oops: Fatal exception", "page_fault")
+    assert reason_and_kind(dmesg) == ("Oops: Fatal exception", "page_fault")
 
 
 def test_arm64_null_pointer() -> None:
@@ -291,7 +309,7 @@ def test_arm64_null_pointer() -> None:
 [  200.000040] Modules linked in: xfs
 [  200.000050] Kernel panic - not syncing: Oops: Fatal exception
 """
-    assert extract_panic_reason(dmesg) == PanicReason("Oops: Fatal exception", "null_pointer")
+    assert reason_and_kind(dmesg) == ("Oops: Fatal exception", "null_pointer")
 
 
 def test_rhel7_sysrq_crash() -> None:
@@ -304,7 +322,7 @@ def test_rhel7_sysrq_crash() -> None:
 [  500.000050] CPU: 0 PID: 1234 Comm: bash Not tainted 3.10.0-1160.el7.x86_64 #1
 [  500.000100] Kernel panic - not syncing: Fatal exception
 """
-    assert extract_panic_reason(dmesg).kind == "sysrq"
+    assert reason_and_kind(dmesg)[1] == "sysrq"
 
 
 def test_sysrq_with_old_prefix_format() -> None:
@@ -314,12 +332,12 @@ def test_sysrq_with_old_prefix_format() -> None:
 [  500.000010] Oops: 0002 [#1] SMP
 [  500.000100] Kernel panic - not syncing: Fatal exception
 """
-    assert extract_panic_reason(dmesg) == PanicReason("Fatal exception", "sysrq")
+    assert reason_and_kind(dmesg) == ("Fatal exception", "sysrq")
 
 
 def test_syslog_prefix_and_crlf() -> None:
     dmesg = "<0>[  100.000000] Kernel panic - not syncing: hung_task: blocked tasks\r\n"
-    assert extract_panic_reason(dmesg) == PanicReason("hung_task: blocked tasks", "hung_task")
+    assert reason_and_kind(dmesg) == ("hung_task: blocked tasks", "hung_task")
 
 
 @pytest.mark.parametrize(
@@ -343,19 +361,16 @@ def test_normalize_reason(message: str, reason: str) -> None:
 
 def test_reason_is_bounded() -> None:
     dmesg = "[  1.0] Kernel panic - not syncing: " + "word " * 100
-    reason = extract_panic_reason(dmesg).reason
+    reason = reason_and_kind(dmesg)[0]
     assert len(reason) == MAX_REASON == 100
     assert reason == ("word " * 20)[:100]
 
 
 @given(st.text())
 def test_never_raises_on_arbitrary_text(text: str) -> None:
-    result = extract_panic_reason(text)
-    assert len(result.reason) <= MAX_REASON
-    assert not re.search(r"[0-9]", result.reason)
-    assert not any(ch.isdecimal() for ch in result.reason)
-    assert result.reason
-    assert result.kind
+    result = parse_crash_report(text)
+    if result is not None:
+        assert_bounded(result)
 
 
 LINES = st.sampled_from([
@@ -368,11 +383,7 @@ LINES = st.sampled_from([
 @given(st.lists(st.one_of(LINES, st.text()), max_size=30), st.text())
 def test_never_raises_on_panic_logs(lines: list[str], message: str) -> None:
     dmesg = "\n".join([*lines, f"[  1.000000] Kernel panic - not syncing: {message}"])
-    result = extract_panic_reason(dmesg)
-    assert len(result.reason) <= MAX_REASON
-    assert not any(ch.isdecimal() for ch in result.reason)
-    assert result.kind in {
-        "sysrq", "soft_lockup", "hard_lockup", "hung_task", "rcu_stall", "oom", "warning", "machine_check",
-        "init_killed", "no_root_fs", "null_pointer", "page_fault", "general_protection", "kernel_bug", "oops",
-        "other",
-    }
+    result = parse_crash_report(dmesg)
+    assert result is not None
+    assert_bounded(result)
+    assert result.kind in KINDS
