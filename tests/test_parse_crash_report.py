@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import re
+from pathlib import Path
+
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
@@ -13,6 +16,8 @@ from panicwatch.parsers.crash_report import (
     normalize_reason,
     parse_crash_report,
 )
+
+FIXTURES = Path(__file__).parent / "fixtures"
 
 
 def assert_bounded(report: CrashReport) -> None:
@@ -387,3 +392,83 @@ def test_never_raises_on_panic_logs(lines: list[str], message: str) -> None:
     assert result is not None
     assert_bounded(result)
     assert result.kind in KINDS
+
+
+# --- property tests: noise, interleaving, truncation ---------------------------------------
+
+# A line of noise is anything that is not itself part of a report: no report header, panic,
+# trace start or end marker (those would be another report, by design).
+_MARKERS = ("BUG", "WARNING", "INFO:", "Unable to handle", "general protection", "stack segment",
+            "Kernel panic", "PANIC", "kernel BUG", "Kernel BUG", "divide", "invalid opcode",
+            "UBSAN", "unregister_netdevice", "VFS:", "Internal error", "Unhandled fault",
+            "Alignment trap", "end trace", "Call T", "Call t", "Backtrace", "backtrace",
+            "Sending NMI", "Linux version", "sysrq", "SysRq", "Oops", "Disabling lock")
+NOISE = st.text(st.characters(blacklist_categories=("Cs",), blacklist_characters="\n\r"),
+                max_size=60).filter(lambda line: not any(m in line for m in _MARKERS))
+
+EMBEDDED = {
+    "null_pointer": (NULL_POINTER.removeprefix(BOOT),
+                     "BUG: unable to handle kernel NULL pointer dereference in broken_init"),
+    "general_protection": (GPF.removeprefix(BOOT), "general protection fault in release_task"),
+    "warning": (WARNING.removeprefix(BOOT), "WARNING in skb_warn_bad_offload"),
+    "sysrq": (SYSRQ.removeprefix(BOOT), "kernel panic: sysrq triggered crash"),
+}
+
+
+@given(st.sampled_from(sorted(EMBEDDED)), st.lists(NOISE, max_size=40),
+       st.lists(NOISE, max_size=40), st.booleans())
+def test_report_in_noise_keeps_its_title(name: str, before: list[str], after: list[str],
+                                         stamped: bool) -> None:
+    report, title = EMBEDDED[name]
+    alone = parse_crash_report(report)
+    assert alone is not None and alone.title == title
+
+    def line(i: int, text: str) -> str:
+        return f"[   50.{i:06d}] {text}" if stamped else text
+
+    log = ("\n".join(line(i, t) for i, t in enumerate(before)) + "\n" + report
+           + "\n".join(line(i, t) for i, t in enumerate(after)))
+    embedded = parse_crash_report(log)
+    assert embedded is not None
+    assert (embedded.title, embedded.kind, embedded.function, embedded.module) == (
+        alone.title, alone.kind, alone.function, alone.module)
+
+
+def _with_caller(report: str, caller: str) -> list[str]:
+    return [re.sub(r"^(\[ *\d+\.\d+\])", rf"\1[{caller}]", ln) for ln in report.splitlines()]
+
+
+@given(st.sampled_from(sorted(EMBEDDED)), st.lists(st.tuples(st.integers(0, 60), NOISE),
+                                                    max_size=40))
+def test_other_cpus_interleaved_do_not_change_the_title(name: str,
+                                                        noise: list[tuple[int, str]]) -> None:
+    """With caller ids (CONFIG_PRINTK_CALLER) lines of other CPUs and tasks may land anywhere
+    in the report; only the report's own caller's lines make it."""
+    report, title = EMBEDDED[name]
+    lines = _with_caller(report, "  T4321")
+    for at, text in sorted(noise, reverse=True):
+        lines.insert(min(at, len(lines)), f"[   60.000000][    C{at % 4}] {text}")
+    got = parse_crash_report("\n".join(lines) + "\n")
+    assert got is not None and got.title == title
+
+
+@given(st.sampled_from(sorted(EMBEDDED)), st.integers(0, 2000))
+def test_a_log_cut_anywhere_gives_what_it_can(name: str, cut: int) -> None:
+    report, _ = EMBEDDED[name]
+    got = parse_crash_report(report[:cut])
+    if got is not None:
+        assert_bounded(got)
+
+
+def test_real_sysrq_dump_of_debian_6_1() -> None:
+    """The log kdump-tools saved beside the dump the e2e test made (tests/e2e)."""
+    log = (FIXTURES / "real/6.1.0-50-amd64/crash/sysrq.dmesg").read_text()
+    got = parse_crash_report(log)
+    assert got is not None
+    assert (got.title, got.kind, got.function, got.module) == (
+        "kernel panic: sysrq triggered crash", "sysrq", None, None)
+    assert (got.kernel_release, got.tainted, got.comm, got.panicked, got.reason) == (
+        "6.1.0-50-amd64", "", "bash", True, "sysrq triggered crash")
+    assert got.stack[:5] == ("dump_stack_lvl", "panic", "sysrq_handle_crash", "__handle_sysrq",
+                             "write_sysrq_trigger")
+    assert got.uptime_seconds == 62.977724

@@ -150,3 +150,32 @@ def test_extract_failure_is_reported(tmp_path) -> None:
                           capture_output=True, text=True, env=env, timeout=60, check=False)
     assert done.returncode == 1
     assert "extraction failed: makedumpfile exited 1: makedumpfile: not an ELF file" in done.stdout
+
+
+def test_extract_reassembles_a_flattened_dump_first(tmp_path) -> None:
+    # kdump-tools pipes `makedumpfile -F` into the dump file: --dump-dmesg needs it
+    # reassembled (`makedumpfile -R OUT < FLAT`). The stand-in keeps that contract: it only
+    # dumps the log of a file that does not start with the flattened magic.
+    dump = tmp_path / "202405031907"
+    dump.mkdir()
+    (dump / "dump.202405031907").write_text("makedumpfile" + DMESG_NULL_DEREF)
+    bin_dir = tmp_path / "bin"
+    _fake_tool(bin_dir, "makedumpfile",
+               "if sys.argv[1] == '-R':\n"
+               "    data = sys.stdin.read()\n"
+               "    assert data.startswith('makedumpfile')\n"
+               "    open(sys.argv[2], 'w').write(data.removeprefix('makedumpfile'))\n"
+               "else:\n"
+               "    data = open(sys.argv[2]).read()\n"
+               "    if data.startswith('makedumpfile'):\n"
+               "        sys.exit('check_elf_format: Can\\'t get valid ehdr.')\n"
+               "    open(sys.argv[3], 'w').write(data)")
+    env = {**os.environ, "PATH": f"{bin_dir}:{os.environ['PATH']}"}
+    done = subprocess.run([sys.executable, "-m", "panicwatch", "triage", "--extract",
+                           "--format", "json", str(dump)], capture_output=True, text=True,
+                          env=env, timeout=60, check=False)
+    assert done.returncode == 0, done.stdout + done.stderr
+    got = json.loads(done.stdout)
+    assert got["title"] == NULL_TITLE
+    assert got["note"] == ("extracted with makedumpfile (reassembled with makedumpfile -R) to "
+                           f"{dump / 'vmcore-dmesg.txt'}")

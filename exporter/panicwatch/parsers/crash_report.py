@@ -19,6 +19,7 @@ PANIC_MARKER = "Kernel panic - not syncing"
 END_TRACE = "---[ end trace"
 MAX_REPORT_LINES = 3000  # a report (and its stacks) is read this far past its first line
 MAX_STACK = 32
+HEAD_LINES = 300
 # An "end trace" this close to the panic line is the report's own end, not survival.
 SURVIVAL_LINES = 30
 MAX_FIELD = 120
@@ -346,9 +347,12 @@ class _Frame:
 def _describe(report: str, header: F.Header) -> tuple[str, F.Format | None, list[_Frame]]:
     """Title from the earliest format that matches the report (first listed wins a tie)."""
     title, chosen, chosen_frames = "", None, []
-    best = len(report)
+    # Formats' multi-line patterns backtrack: they see the report's head, where their lines
+    # are (the stack steps still walk the whole report).
+    head = "\n".join(report.split("\n", HEAD_LINES)[:HEAD_LINES])
+    best = len(head)
     for fmt in header.formats:
-        match = fmt.title.search(report)
+        match = fmt.title.search(head)
         if match is None or match.start() > best:
             continue
         if match.start() == best and title:
@@ -356,7 +360,7 @@ def _describe(report: str, header: F.Header) -> tuple[str, F.Format | None, list
         if match.start() < best:
             title, chosen, chosen_frames, best = "", None, [], match.start()
         if fmt.report is not None:
-            match = fmt.report.search(report)
+            match = fmt.report.search(head)
             if match is None:
                 continue
         args: list[str] = [g or "" for g in match.groups()]

@@ -11,6 +11,14 @@ from pathlib import Path
 
 TIMEOUT_SECONDS = 600
 SAVED_NAME = "vmcore-dmesg.txt"  # the name RHEL's kdump gives it; the collector finds it
+# kdump-tools saves `makedumpfile -F` output (the "flattened" format, for pipes), which
+# --dump-dmesg cannot read until `makedumpfile -R` reassembles it.
+FLATTENED_MAGIC = b"makedumpfile"
+
+
+def is_flattened(core: Path) -> bool:
+    with open(core, "rb") as f:
+        return f.read(len(FLATTENED_MAGIC)) == FLATTENED_MAGIC
 
 
 def extractors() -> list[list[str]]:
@@ -35,23 +43,52 @@ def extract_log(core: Path) -> tuple[Path | None, str]:
         fd, name = tempfile.mkstemp(prefix="panicwatch-dmesg-", suffix=".txt")
         os.close(fd)
         target = Path(name)
-    failures = []
-    for tool in tools:
+    with tempfile.TemporaryDirectory(prefix="panicwatch-vmcore-") as scratch:
+        source, how = core, ""
         try:
-            if tool[0] == "makedumpfile":
-                target.unlink(missing_ok=True)  # makedumpfile refuses to overwrite
-                done = subprocess.run([*tool, str(core), str(target)], capture_output=True,
-                                      timeout=TIMEOUT_SECONDS, check=False)
-            else:
-                with open(target, "wb") as out:
-                    done = subprocess.run([*tool, str(core)], stdout=out, stderr=subprocess.PIPE,
-                                          timeout=TIMEOUT_SECONDS, check=False)
-        except (OSError, subprocess.TimeoutExpired) as e:
-            failures.append(f"{tool[0]}: {e}")
-            continue
-        if done.returncode == 0 and target.exists() and target.stat().st_size > 0:
-            return target, f"extracted with {tool[0]} to {target}"
-        error = done.stderr.decode(errors="replace").strip().splitlines()
-        failures.append(f"{tool[0]} exited {done.returncode}"
-                        + (f": {error[-1]}" if error else ""))
+            if is_flattened(core):
+                source, how = Path(scratch) / "vmcore", " (reassembled with makedumpfile -R)"
+                _reassemble(core, source)
+        except (OSError, subprocess.SubprocessError) as e:
+            return None, f"reassembling the flattened dump failed: {e}"
+        failures = []
+        for tool in tools:
+            failure = _run(tool, source, target)
+            if failure is None:
+                return target, f"extracted with {tool[0]}{how} to {target}"
+            failures.append(failure)
     return None, "; ".join(failures)
+
+
+def _reassemble(core: Path, into: Path) -> None:
+    if not shutil.which("makedumpfile"):
+        raise OSError("makedumpfile is needed to reassemble it")
+    with open(core, "rb") as flat:
+        done = subprocess.run(["makedumpfile", "-R", str(into)], stdin=flat, capture_output=True,
+                              timeout=TIMEOUT_SECONDS, check=False)
+    if done.returncode != 0:
+        raise OSError(_last_line(done.stderr) or f"makedumpfile -R exited {done.returncode}")
+
+
+def _last_line(output: bytes) -> str:
+    lines = output.decode(errors="replace").strip().splitlines()
+    return lines[-1] if lines else ""
+
+
+def _run(tool: list[str], core: Path, target: Path) -> str | None:
+    """None when the tool wrote the log, else what went wrong."""
+    try:
+        if tool[0] == "makedumpfile":
+            target.unlink(missing_ok=True)  # makedumpfile refuses to overwrite
+            done = subprocess.run([*tool, str(core), str(target)], capture_output=True,
+                                  timeout=TIMEOUT_SECONDS, check=False)
+        else:
+            with open(target, "wb") as out:
+                done = subprocess.run([*tool, str(core)], stdout=out, stderr=subprocess.PIPE,
+                                      timeout=TIMEOUT_SECONDS, check=False)
+    except (OSError, subprocess.TimeoutExpired) as e:
+        return f"{tool[0]}: {e}"
+    if done.returncode == 0 and target.exists() and target.stat().st_size > 0:
+        return None
+    error = _last_line(done.stderr)
+    return f"{tool[0]} exited {done.returncode}" + (f": {error}" if error else "")
