@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 from pathlib import Path
 
@@ -403,8 +404,10 @@ _MARKERS = ("BUG", "WARNING", "INFO:", "Unable to handle", "general protection",
             "UBSAN", "unregister_netdevice", "VFS:", "Internal error", "Unhandled fault",
             "Alignment trap", "end trace", "Call T", "Call t", "Backtrace", "backtrace",
             "Sending NMI", "Linux version", "sysrq", "SysRq", "Oops", "Disabling lock")
+_FRAME_LIKE = re.compile(r"^\s*(?:\[<?[0-9a-fx]+>?\] ){0,2}[A-Za-z0-9_]+[.+]")
 NOISE = st.text(st.characters(blacklist_categories=("Cs",), blacklist_characters="\n\r"),
-                max_size=60).filter(lambda line: not any(m in line for m in _MARKERS))
+                max_size=60).filter(lambda line: not any(m in line for m in _MARKERS)
+                                    and not _FRAME_LIKE.match(line))
 
 EMBEDDED = {
     "null_pointer": (NULL_POINTER.removeprefix(BOOT),
@@ -413,6 +416,10 @@ EMBEDDED = {
     "warning": (WARNING.removeprefix(BOOT), "WARNING in skb_warn_bad_offload"),
     "sysrq": (SYSRQ.removeprefix(BOOT), "kernel panic: sysrq triggered crash"),
 }
+for _name, _expected in json.loads(
+        (Path(__file__).parent / "fixtures/crash_logs/expected.json").read_text()).items():
+    _log = (Path(__file__).parent / "fixtures/crash_logs" / _name).read_text()
+    EMBEDDED[_name] = (_log if _log.endswith("\n") else _log + "\n", _expected["title"])
 
 
 @given(st.sampled_from(sorted(EMBEDDED)), st.lists(NOISE, max_size=40),
@@ -472,3 +479,26 @@ def test_real_sysrq_dump_of_debian_6_1() -> None:
     assert got.stack[:5] == ("dump_stack_lvl", "panic", "sysrq_handle_crash", "__handle_sysrq",
                              "write_sysrq_trigger")
     assert got.uptime_seconds == 62.977724
+
+
+# --- fixtures written from the kernel's printk formats, one per kind and architecture -------
+
+CRASH_LOGS = FIXTURES / "crash_logs"
+EXPECTED = json.loads((CRASH_LOGS / "expected.json").read_text())
+
+
+@pytest.mark.parametrize("name", sorted(EXPECTED))
+def test_crash_log_fixture(name: str) -> None:
+    expected = {k: v for k, v in EXPECTED[name].items() if k != "why"}
+    got = parse_crash_report((CRASH_LOGS / name).read_text())
+    assert got is not None
+    assert {k: getattr(got, k) for k in expected} == expected
+    assert_bounded(got)
+
+
+def test_every_kind_and_architecture_has_a_fixture() -> None:
+    kinds = {e["kind"] for e in EXPECTED.values()}
+    assert {"soft_lockup", "hung_task", "rcu_stall", "oom", "warning", "null_pointer",
+            "page_fault", "general_protection", "kernel_bug", "deadlock", "sysrq",
+            "scheduling_while_atomic", "bad_page", "hard_lockup", "machine_check"} <= kinds
+    assert {name.split("/")[0] for name in EXPECTED} == {"x86_64", "arm64", "ppc64le"}

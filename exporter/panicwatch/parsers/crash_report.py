@@ -553,7 +553,7 @@ def _who(lines: list[str], log: str, start: int) -> tuple[str | None, str | None
     """Kernel release, taint, comm and pid of the task the report is about."""
     release = tainted = comm = None
     pid = None
-    for line in lines[:60]:
+    for line in lines[:HEAD_LINES]:  # lockdep prints the task line after its chains
         hung = _HUNG_TASK.search(line)
         if hung and comm is None:
             comm, pid = hung.group(1), int(hung.group(2))
