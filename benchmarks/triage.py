@@ -169,7 +169,7 @@ def main() -> int:
     parser.add_argument("--log-mib", type=int, default=16)
     parser.add_argument("--dumps", type=int, default=100)
     parser.add_argument("--scrapes", type=int, default=50, help="cached scrapes a round")
-    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--rounds", type=int, default=9)
     parser.add_argument("--baseline", default="729d8ce",
                         help="git ref of the release before triage")
     args = parser.parse_args()

@@ -13,6 +13,7 @@ Pure: works on names; the collector does the directory listing.
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from functools import lru_cache
@@ -60,7 +61,7 @@ def is_incomplete_marker(name: str) -> bool:
     return bool(_INCOMPLETE_FILE.match(name))
 
 
-def core_file(names: list[str]) -> str | None:
+def core_file(names: Sequence[str]) -> str | None:
     """The dump file itself (vmcore, dump.<stamp>, ...), preferring a finished one."""
     finished = sorted(n for n in names if _DUMP_FILE.match(n))
     if finished:
@@ -69,7 +70,7 @@ def core_file(names: list[str]) -> str | None:
     return partial[-1] if partial else None
 
 
-def dmesg_file(names: list[str]) -> str | None:
+def dmesg_file(names: Sequence[str]) -> str | None:
     """The dmesg the capture saved beside the dump, preferring the finished one."""
     present = set(names)
     for candidate in _DMESG_FILES:

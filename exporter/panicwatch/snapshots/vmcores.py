@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 from datetime import UTC, tzinfo
+from functools import lru_cache
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
@@ -90,8 +91,10 @@ def _scan_dump_dir(path: str | Path) -> tuple[bool, bool, int, list[str], bool]:
     return has_dump, incomplete, size, names, cut
 
 
+@lru_cache(maxsize=4096)  # the same directories every scrape: made once while unchanged
 def _dump(name: str, path: str, named: vmcore_layout.DumpDirName | None, has_dump: bool,
-          incomplete: bool, size: int, names: list[str], mtime: float, zone: tzinfo) -> Dump:
+          incomplete: bool, size: int, names: tuple[str, ...], mtime: float,
+          zone: tzinfo) -> Dump:
     # A dump directory without a finished dump file is a capture that did not finish.
     incomplete = incomplete or not has_dump
     stamp = named.stamp.replace(tzinfo=zone).timestamp() if named and named.stamp else mtime
@@ -114,7 +117,7 @@ def dump_at(path: Path, zone: tzinfo) -> Dump:
     mtime = os.stat(path, follow_symlinks=False).st_mtime
     name = path.resolve().name
     return _dump(name, str(path), vmcore_layout.classify_dir(name), has_dump, incomplete, size,
-                 names, mtime, zone)
+                 tuple(names), mtime, zone)
 
 
 def scan_crash_dir(reader: HostReader, crash_dir: str) -> VmcoreInventory:
@@ -153,8 +156,8 @@ def scan_crash_dir(reader: HostReader, crash_dir: str) -> VmcoreInventory:
             _too_many(reader, sub)
         if named is None and not has_dump:
             continue  # some other directory
-        dumps.append(_dump(entry.name, sub, named, has_dump, incomplete, size, names, mtime,
-                           zone))
+        dumps.append(_dump(entry.name, sub, named, has_dump, incomplete, size, tuple(names),
+                           mtime, zone))
     return VmcoreInventory(crash_dir, tuple(sorted(dumps, key=lambda d: d.name)))
 
 
