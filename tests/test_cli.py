@@ -104,7 +104,7 @@ def test_check_vmcores_pending_is_a_warning(tree):
     assert c["status"] == "fail" and c["severity"] == "warning"
     assert c["detail"] == "1 dump(s) waiting in /var/crash, newest 202405010312"
     # kdump-tools names its dump dump.<stamp>, not vmcore (found in the real-kernel e2e)
-    assert c["fix"] == ("read it (crash vmlinux /var/crash/202405010312/dump.202405010312 or "
+    assert c["fix"] == ("see what crashed with `panicwatch triage`, read it (crash vmlinux /var/crash/202405010312/dump.202405010312 or "
                         "less /var/crash/202405010312/dmesg.202405010312), then move it off "
                         "the host or delete it")
 
@@ -113,6 +113,7 @@ def test_check_vmcore_fix_names_the_newest_dump_file(tree):
     _, report = check_json(tree("fedora_vmcores"), "--collector.kdump.min-free-ratio", "0")
     d = "/var/crash/127.0.0.1-2024-05-02-10:00:00"
     assert by_name(report)["no_vmcore_pending"]["fix"] == (
+        "see what crashed with `panicwatch triage`, "
         f"read it (crash vmlinux {d}/vmcore or less {d}/vmcore-dmesg.txt), then move it off "
         "the host or delete it")
 

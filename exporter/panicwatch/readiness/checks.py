@@ -223,7 +223,8 @@ def check_vmcores(inv: VmcoreInventory) -> Check:
     extra = f", {incomplete} incomplete" if incomplete else ""
     return Check(name, WARNING, False,
                  f"{len(inv.dumps)} dump(s) waiting in {inv.crash_dir}{extra}, newest {newest.name}",
-                 f"read it ({_read_dump_hint(newest)}), then move it off the host or delete it")
+                 f"see what crashed with `panicwatch triage`, read it ({_read_dump_hint(newest)}), "
+                 "then move it off the host or delete it")
 
 
 def _read_dump_hint(dump: Dump) -> str:
