@@ -38,7 +38,8 @@ RI = "[$__rate_interval]"
 ALERT_NAMES = (
     "KdumpNotArmed", "KdumpCrashMemoryMissing", "KdumpCrashMemoryTooSmall", "KdumpDisabledAtBoot",
     "KdumpDumpTargetLowSpace", "KdumpNeverTested", "VmcorePending", "HostPanicked",
-    "LockupWillNotPanic", "KernelLockupDetected", "PanicwatchCollectorFailed", "PanicwatchDown",
+    "LockupWillNotPanic", "KernelLockupDetected", "KernelCrashRecurring",
+    "PanicwatchCollectorFailed", "PanicwatchDown",
     "NFSMountStalled", "NFSProbeSlow", "NFSStuckRPCs", "NFSHighLatency", "NFSMajorTimeouts",
     "NFSRetransmissionsHigh", "NFSTasksBlocked", "NFSServerNotResponding", "SchedulerLagHigh",
 )
@@ -152,23 +153,32 @@ def timeseries(title: str, description: str, targets: list[Json], size: tuple[in
 def table(title: str, description: str, expr: str, size: tuple[int, int], *,
           hide: tuple[str, ...] = ("job", "instance"), value: str | None = None,
           unit: str = "short", thresholds: Json | None = None, mappings: list[Json] | None = None,
-          overrides: list[Json] | None = None) -> Json:
-    """An instant query as rows; ``value`` names the value column, else it is hidden (info)."""
+          overrides: list[Json] | None = None, order: tuple[str, ...] = (),
+          rename: dict[str, str] | None = None, sort_desc: bool = False) -> Json:
+    """An instant query as rows; ``value`` names the value column, else it is hidden (info).
+    ``order`` puts these columns first, in this order; ``rename`` renames label columns (data
+    links still name the label); ``sort_desc`` sorts by the value."""
     exclude = {"Time": True, "__name__": True, **dict.fromkeys(hide, True)}
-    rename = {}
+    rename = dict(rename or {})
     if value is None:
         exclude["Value"] = True
     else:
         rename["Value"] = value
+    organize: Json = {"excludeByName": exclude, "renameByName": rename}
+    if order:
+        organize["indexByName"] = {name: i for i, name in enumerate(order)}
+    options: Json = {"showHeader": True, "cellHeight": "sm", "footer": {"show": False}}
+    if sort_desc:
+        assert value is not None
+        options["sortBy"] = [{"displayName": value, "desc": True}]
     return panel("table", title, description, [target(expr, table=True)], size, defaults={
         "unit": unit, "mappings": mappings or [],
         "thresholds": thresholds or steps(("text", None)),
         "color": {"mode": "thresholds"},
         "custom": {"align": "auto", "cellOptions": {
             "type": "color-background" if thresholds else "auto"}},
-    }, options={"showHeader": True, "cellHeight": "sm", "footer": {"show": False}},
-        transformations=[{"id": "organize", "options": {
-            "excludeByName": exclude, "renameByName": rename}}],
+    }, options=options,
+        transformations=[{"id": "organize", "options": organize}],
         overrides=overrides or [])
 
 
@@ -304,6 +314,20 @@ HOST_LINK: Json = {"matcher": {"id": "byName", "options": "instance"}, "properti
                "&${__url_time_range}"}]}]}
 
 
+# A crash title links to where kernel developers discuss it: a lore.kernel.org search for the exact
+# title, and syzbot's list of open bugs (no search URL: find the title on the page).
+TITLE_LINKS: Json = {"matcher": {"id": "byName", "options": "title"}, "properties": [{
+    "id": "links", "value": [
+        {"title": "Search lore.kernel.org for this crash", "targetBlank": True,
+         "url": "https://lore.kernel.org/all/?q=%22${__data.fields.title:percentencode}%22"},
+        {"title": "syzbot's open upstream bugs (find the title on the page)", "targetBlank": True,
+         "url": "https://syzkaller.appspot.com/upstream"}]}]}
+
+# The crash labels of vmcore_crash_info, in the order triage prints them (the culprit function,
+# then its module, empty when built in); tables show `function` as "culprit".
+CRASH_COLUMNS = ("title", "kind", "function", "module", "kernel_release")
+
+
 # --- the host dashboard -------------------------------------------------------------------
 
 
@@ -355,21 +379,30 @@ def host() -> Json:
              "before the next panic.", [target(sel("panicwatch_kdump_dump_target_free_bytes"),
                                                "{{path}}")], (3, 5), unit="bytes"),
         stat("Vmcores", "Dumps waiting in the local crash directory, and how many are "
-             "incomplete. Analyse them (crash, or the dmesg next to each), file the bug, then "
-             "move them away so the next dump has room.",
+             "incomplete. Run `panicwatch triage` on the host to name the crash in each, file "
+             "the bug, then move them away so the next dump has room.",
              [target(sel("panicwatch_vmcores"), "dumps"),
-              target(sel("panicwatch_vmcores_incomplete"), "incomplete")], (5, 5),
+              target(sel("panicwatch_vmcores_incomplete"), "incomplete")], (8, 5),
              thresholds=GREEN_ORANGE, names=True),
         stat("Vmcore bytes", "Space the dumps take on the dump target.",
-             [target(sel("panicwatch_vmcore_bytes"), "bytes")], (4, 5), unit="bytes"),
+             [target(sel("panicwatch_vmcore_bytes"), "bytes")], (8, 5), unit="bytes"),
         stat("Newest vmcore", "When the newest dump was captured: a recent one means this host "
              "panicked (HostPanicked).", [target(sel("panicwatch_vmcore_newest_timestamp_seconds")
-                                                 + " * 1000", "captured")], (5, 5),
+                                                 + " * 1000", "captured")], (8, 5),
              unit="dateTimeFromNow"),
-        table("Last panic reason", "The newest dump's `Kernel panic - not syncing:` line "
-              "(numbers and addresses stripped) and its kind. Lockup or hung-task kinds on an NFS "
-              "client: look at the NFS rows below for the same time.",
-              sel("panicwatch_last_panic_info"), (10, 5)),
+        table("Last panic", "The newest dump's crash as kernel developers name it: the title "
+              "(click it to search lore.kernel.org; syzbot uses the same titles), the kind, the "
+              "culprit function and its module (empty: built in), the crashed kernel's release, "
+              "and the `Kernel panic - not syncing:` reason (numbers and addresses stripped). Run "
+              "`panicwatch triage` on the host for the stack. Lockup or hung-task kinds on an NFS "
+              "client: look at the NFS rows below for the same time. An empty title: the dump has "
+              "no readable kernel log (`panicwatch triage --extract`).",
+              f"{sel('panicwatch_last_panic_info')}\n"
+              "* on(instance, job, dump) group_left(function, module)\n"
+              f"{sel('panicwatch_vmcore_crash_info')}\n"
+              f"or on(instance, job)\n{sel('panicwatch_last_panic_info')}",
+              (24, 4), order=(*CRASH_COLUMNS, "reason", "dump"), rename={"function": "culprit"},
+              overrides=[TITLE_LINKS]),
     )
 
     b.row("Kernel: panic settings, lockups, stalls")
@@ -615,13 +648,44 @@ def fleet() -> Json:
                  "on many hosts is a configuration problem, not a host problem.",
                  [target(f"count by (check) ({sel('panicwatch_readiness_check', FLEET)} == 0)",
                          "{{check}}")], (12, 8)),
-        table("Last panic per host", "The newest dump's panic reason on each host that has "
-              "one. Lockups and hung tasks on NFS clients: compare with the NFS rows.",
+        table("Last panic per host", "The newest dump's panic on each host that has one: "
+              "reason, kind, crash title and kernel release. Lockups and hung tasks on NFS "
+              "clients: compare with the NFS rows; `panicwatch triage` on the host names the "
+              "crash in every dump.",
               sel("panicwatch_last_panic_info", FLEET), (16, 8), hide=(), overrides=[HOST_LINK]),
         timeseries("Fraction armed over time", "panicwatch:hosts_armed:ratio per job: a dip "
                    "after a kernel roll-out means kdump did not come back.",
                    [target(sel("panicwatch:hosts_armed:ratio", JOB), "{{job}}")], (8, 8),
                    unit="percentunit"),
+    )
+
+    crashes = sel("panicwatch_vmcore_crash_info", FLEET + ', title!=""')
+    b.row("Crashes")
+    b.add(
+        table("Crashes by title and kernel", "Each crash (as kernel developers title it) and "
+              "kernel release, with the number of hosts that held a dump of it during the "
+              "dashboard's time range. The same title on several hosts is a kernel bug, not bad "
+              "luck (KernelCrashRecurring fires at 3 hosts in 7 days): click the title to search "
+              "lore.kernel.org, look for it on syzbot and the distribution's bug tracker, "
+              "compare kernel releases (a newer release without it may have the fix) and run "
+              "`panicwatch triage` on one of its hosts (next table) for the stack.",
+              "count by (title, kernel_release) (\n"
+              f"  count by (title, kernel_release, instance) (last_over_time({crashes}[$__range]))"
+              "\n)", (10, 8), hide=(), value="hosts",
+              thresholds=steps(("text", None), ("orange", 2), ("red", 3)),
+              order=("title", "kernel_release"), sort_desc=True, overrides=[TITLE_LINKS]),
+        table("Hosts by crash", "Every host that held a dump of each crash during the time "
+              "range, with its culprit and when the newest such dump was captured. Click the "
+              "title to search lore.kernel.org; run `panicwatch triage` on the host (the instance "
+              "links to its dashboard) for the stack, and compare stacks on two hosts to be sure "
+              "it is one bug.",
+              "max by (job, instance, title, kind, function, module, kernel_release) (\n"
+              f"  last_over_time({crashes}[$__range])\n"
+              "  * on(instance, job, dump) group_left\n"
+              f"  last_over_time({sel('panicwatch_vmcore_timestamp_seconds', FLEET)}[$__range])\n"
+              ") * 1000", (14, 8), hide=(), value="newest capture", unit="dateTimeFromNow",
+              order=("instance", *CRASH_COLUMNS, "job"), rename={"function": "culprit"},
+              sort_desc=True, overrides=[HOST_LINK, TITLE_LINKS]),
     )
 
     b.row("NFS")

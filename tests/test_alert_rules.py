@@ -44,7 +44,7 @@ def _github_anchor(heading: str) -> str:
 
 def test_rules_file_parsed() -> None:
     alerts = _alerts()
-    assert len(alerts) == 21
+    assert len(alerts) == 22
     assert len(alerts) == len(re.findall(r"^\s*- alert:", RULES.read_text(), re.MULTILINE))
 
 
@@ -93,3 +93,39 @@ def test_every_alert_is_unit_tested() -> None:
         tested |= set(re.findall(r"alertname:\s*(\S+)", path.read_text()))
     missing = set(_alerts()) - tested
     assert not missing, f"alerts without a promtool test: {sorted(missing)}"
+
+
+def _kernel_crash_recurring_window(promql: str) -> str:
+    """The inner count of KernelCrashRecurring's expression: the dumps it counts."""
+    m = re.search(r"last_over_time\(panicwatch_vmcore_crash_info\{title(?:!~\"[^\"]*\"|=%q)\}\[7d\]\)"
+                  r"\s*and on\(instance, job, dump\)\s*\(last_over_time\("
+                  r"panicwatch_vmcore_timestamp_seconds\[7d\]\) > time\(\) - 7 \* 86400\)", promql)
+    assert m is not None, promql
+    return re.sub(r"\s+", " ", re.sub(r'title(!~"[^"]*"|=%q)', "title", m.group(0)))
+
+
+def test_kernel_crash_recurring_counts_hosts_per_title_in_the_window() -> None:
+    rule = _alerts()["KernelCrashRecurring"]
+    expr = rule["expr"]
+    assert re.search(r"\)\s*>= 3\s*$", expr), "the threshold is the literal 3 (see the runbook)"
+    assert expr.lstrip().startswith("count by (title) (\n  count by (title, instance) (")
+    assert "for" not in rule
+    assert rule["labels"] == {"severity": "warning"}
+    # the description's per-kernel query counts the same dumps as the alert
+    [query] = re.findall(r"printf `([^`]+)`", rule["annotations"]["description"])
+    assert _kernel_crash_recurring_window(query) == _kernel_crash_recurring_window(expr)
+    assert query.startswith("count by (kernel_release) (count by (kernel_release, instance) (")
+    runbook = RUNBOOKS.read_text()
+    section = runbook[runbook.index("## KernelCrashRecurring"):]
+    section = section[:section.index("\n## ", 1)]
+    for needed in ("https://lore.kernel.org/all/?q=", "https://syzkaller.appspot.com/upstream",
+                   "panicwatch triage", "kernel_release", "Change the threshold", ">= 3"):
+        assert needed in section, needed
+
+
+def test_host_panicked_names_the_crash() -> None:
+    rule = _alerts()["HostPanicked"]
+    assert "group_left(reason, kind, title, kernel_release, module)" in rule["expr"]
+    assert "on(instance, job, dump) group_left(module)" in rule["expr"]
+    for label in ("title", "module", "kernel_release", "kind", "reason"):
+        assert f"$labels.{label}" in rule["annotations"]["description"], label

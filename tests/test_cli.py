@@ -104,7 +104,8 @@ def test_check_vmcores_pending_is_a_warning(tree):
     assert c["status"] == "fail" and c["severity"] == "warning"
     assert c["detail"] == "1 dump(s) waiting in /var/crash, newest 202405010312"
     # kdump-tools names its dump dump.<stamp>, not vmcore (found in the real-kernel e2e)
-    assert c["fix"] == ("see what crashed with `panicwatch triage`, read it (crash vmlinux /var/crash/202405010312/dump.202405010312 or "
+    assert c["fix"] == ("see what crashed with `panicwatch triage`, read it (crash vmlinux "
+                        "/var/crash/202405010312/dump.202405010312 or "
                         "less /var/crash/202405010312/dmesg.202405010312), then move it off "
                         "the host or delete it")
 

@@ -1,11 +1,15 @@
 """Static checks of the Grafana dashboards: provisionable as-is, generated from
-dashboards/build.py, and querying only metrics the exporter exports. (Running every query
-against a real Prometheus is a separate, live test.)"""
+dashboards/build.py, and querying only metrics the exporter exports; the crash panels' queries
+also run through promtool on known series. (Running every query against a real Prometheus is a
+separate, live test: test_monitoring_e2e.py.)"""
 
 from __future__ import annotations
 
 import dataclasses
+import json
 import re
+import shutil
+import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -149,7 +153,7 @@ def test_rows(boards):
                ("NFS mounts ($mountpoint)", False), ("NFS canary ($mountpoint)", False),
                ("RPC tasks and blocked tasks", False), ("NFS servers: TCP and kernel log", False),
                ("Exporter", True)],
-        FLEET: [("Overview", False), ("Panic readiness", False), ("NFS", False),
+        FLEET: [("Overview", False), ("Panic readiness", False), ("Crashes", False), ("NFS", False),
                 ("Alerts and exporters", False)],
     }
 
@@ -201,7 +205,7 @@ def test_queries_use_only_defined_variables_without_formats(boards):
             assert m.group(2) is None, expr
             used[name].add(m.group(1))
     assert used == {HOST: {"job", "instance", "mountpoint", "__rate_interval"},
-                    FLEET: {"job", "instance"}}
+                    FLEET: {"job", "instance", "__range"}}
 
 
 # --- PromQL ------------------------------------------------------------------------------------
@@ -218,15 +222,20 @@ def range_arguments(expr: str) -> Iterator[tuple[str, list[str]]]:
 
 
 def test_rates_use_rate_interval(boards):
-    calls = 0
+    calls = over_range = 0
     for _name, title, expr in queries(boards):
         for function, ranges in range_arguments(without_strings(expr)):
             assert ranges == ["$__rate_interval"], f"{title}: {function} over {ranges}"
             calls += 1
-        # no hard-coded range anywhere, subqueries and *_over_time included
-        assert re.findall(r"\[([^\]]*)\]", without_strings(expr)) in (
-            [], ["$__rate_interval"], ["$__rate_interval"] * 2), title
-    assert calls == 24
+        # no hard-coded range anywhere, subqueries and *_over_time included: rates over
+        # $__rate_interval, and the crash tables' last_over_time over the dashboard's range
+        ranges = re.findall(r"\[([^\]]*)\]", without_strings(expr))
+        assert ranges in ([], ["$__rate_interval"], ["$__rate_interval"] * 2,
+                          ["$__range"], ["$__range"] * 2), title
+        if ranges and ranges[0] == "$__range":
+            assert len(re.findall(r"\blast_over_time\(", expr)) == len(ranges), title
+            over_range += len(ranges)
+    assert (calls, over_range) == (24, 3)
 
 
 def test_range_argument_parser():
@@ -298,7 +307,8 @@ def test_rich_scrape_covers_every_area(exported):
                  "panicwatch_canary_probe_duration_seconds_bucket",
                  "panicwatch_canary_scheduler_lag_seconds_bucket",
                  "panicwatch_kernel_log_events_total", "panicwatch_nfs_servers_not_responding",
-                 "panicwatch_blocked_task_longest_seconds", "panicwatch_collector_success"):
+                 "panicwatch_blocked_task_longest_seconds", "panicwatch_collector_success",
+                 "panicwatch_vmcore_crash_info", "panicwatch_vmcore_timestamp_seconds"):
         assert name in exported
     assert "panicwatch_canary_probe_duration_seconds" not in exported  # not a series name
     assert "panicwatch_kernel_lockups" not in exported
@@ -328,7 +338,7 @@ def test_host_dashboard_covers_the_areas(boards):
         "panicwatch_kdump_crash_memory_recommended_bytes", "panicwatch_kdump_dump_target_info",
         "panicwatch_kdump_dump_target_free_bytes", "panicwatch_vmcores", "panicwatch_vmcores_incomplete",
         "panicwatch_vmcore_bytes", "panicwatch_vmcore_newest_timestamp_seconds",
-        "panicwatch_last_panic_info", "panicwatch_kernel_panic_setting",
+        "panicwatch_last_panic_info", "panicwatch_vmcore_crash_info", "panicwatch_kernel_panic_setting",
         "panicwatch_kernel_lockups_total", "panicwatch_pstore_records",
         "panicwatch_nfs_operation_rtt_seconds_total", "panicwatch_nfs_operation_execute_seconds_total",
         "panicwatch_nfs_operation_queue_seconds_total", "panicwatch_nfs_operations_total",
@@ -351,7 +361,7 @@ def test_fleet_alert_table_lists_every_alert_of_the_rules(boards):
     m = re.fullmatch(r'ALERTS\{alertstate="firing", alertname=~"([\w|]+)"\}', expr)
     assert m is not None
     assert sorted(m.group(1).split("|")) == sorted(rule_names("alert"))
-    assert len(rule_names("alert")) == 21
+    assert len(rule_names("alert")) == 22
 
 
 def test_readiness_panels_color_pass_green_and_fail_red(boards):
@@ -382,6 +392,133 @@ def test_every_query_substitutes_to_plain_promql(boards):
     values = {"job": "panicwatch", "instance": "host1:10110", "mountpoint": ".*"}
     for _name, title, expr in queries(boards):
         assert "$" not in substitute(expr, values), title
+
+
+# --- the crash panels -----------------------------------------------------------------------------
+
+CRASH_PANELS = {HOST: ["Last panic"], FLEET: ["Crashes by title and kernel", "Hosts by crash"]}
+LORE = "https://lore.kernel.org/all/?q=%22${__data.fields.title:percentencode}%22"
+
+
+def panel_named(board: Dashboard, title: str) -> dict[str, Any]:
+    [found] = [p for p in all_panels(board) if p["title"] == title]
+    return found
+
+
+def column_links(panel: dict[str, Any]) -> dict[str, list[str]]:
+    """Column name -> the URLs of its data links."""
+    return {o["matcher"]["options"]: [link["url"] for prop in o["properties"]
+                                      if prop["id"] == "links" for link in prop["value"]]
+            for o in panel["fieldConfig"]["overrides"] if o["matcher"]["id"] == "byName"}
+
+
+def test_crash_panels_show_the_crash_and_link_its_title(boards):
+    for name, titles in CRASH_PANELS.items():
+        for title in titles:
+            p = panel_named(boards[name], title)
+            assert p["type"] == "table"
+            [organize] = p["transformations"]
+            order = organize["options"]["indexByName"]
+            assert {"title", "kernel_release"} <= set(order), title
+            assert not {"title", "kernel_release"} & set(organize["options"]["excludeByName"])
+            assert "panicwatch_vmcore_crash_info" in metric_names(p["targets"][0]["expr"])
+            assert column_links(p)["title"] == [LORE, "https://syzkaller.appspot.com/upstream"]
+            # what to do: search the title, read the stack
+            assert "lore.kernel.org" in p["description"] or "search" in p["description"], title
+            assert "panicwatch triage" in p["description"], title
+    last = panel_named(boards[HOST], "Last panic")
+    assert list(last["transformations"][0]["options"]["indexByName"]) == [
+        "title", "kind", "function", "module", "kernel_release", "reason", "dump"]
+    assert last["transformations"][0]["options"]["renameByName"] == {"function": "culprit"}
+    hosts = panel_named(boards[FLEET], "Hosts by crash")
+    assert column_links(hosts)["instance"] == [HOST_LINK_URL]
+    assert not {"job", "instance"} & set(hosts["transformations"][0]["options"]["excludeByName"])
+    assert hosts["fieldConfig"]["defaults"]["unit"] == "dateTimeFromNow"
+
+
+HOST_LINK_URL = ("/d/panicwatch-host/panicwatch-host?${datasource:queryparam}"
+                 "&var-job=${__data.fields.job}&var-instance=${__data.fields.instance}"
+                 "&${__url_time_range}")
+
+# Series for the crash panels' queries, one a minute for two hours. Hung task "T" on h1 (two dumps:
+# one host), h2 (dump deleted at 80m: still in the last hour) and h3 (another kernel, built-in
+# culprit); "U" on h5 only before the last hour; a dump without a log on h4; "T" in another job.
+# h6 runs an older exporter: last_panic_info without title, no vmcore_crash_info.
+T = "INFO: task hung in nfs_file_fsync"
+NFS_FSYNC = {"kind": "hung_task", "function": "nfs_file_fsync"}
+K13, K18 = {"kernel_release": "6.1.0-13-amd64"}, {"kernel_release": "6.1.0-18-amd64"}
+
+
+def series(name: str = "", **labels: str) -> str:
+    """A series in promtool's notation: name{label="value",...}."""
+    return name + "{" + ",".join(f'{k}="{v}"' for k, v in labels.items()) + "}"
+
+
+def dump(instance: str, name: str, captured: int, values: str, job: str = "panicwatch",
+         **crash: str) -> list[tuple[str, str]]:
+    """A dump's vmcore_crash_info and vmcore_timestamp_seconds, listed while `values` says."""
+    return [(series("panicwatch_vmcore_crash_info", job=job, instance=instance, dump=name, **crash),
+             values),
+            (series("panicwatch_vmcore_timestamp_seconds", job=job, instance=instance, dump=name),
+             values.replace("1x", f"{captured}x"))]
+
+
+CRASH_SERIES = [
+    *dump("h1", "d0", 60, "1x120", title=T, **NFS_FSYNC, module="nfs", **K13),
+    *dump("h1", "d1", 600, "1x120", title=T, **NFS_FSYNC, module="nfs", **K13),
+    (series("panicwatch_last_panic_info", job="panicwatch", instance="h1", dump="d1", title=T,
+            kind="hung_task", reason="hung_task: blocked tasks", **K13), "1x120"),
+    *dump("h2", "d2", 1200, "1x80", title=T, **NFS_FSYNC, module="nfs", **K13),
+    *dump("h3", "d3", 1800, "1x120", title=T, **NFS_FSYNC, **K18),
+    *dump("h4", "d4", 2400, "1x120", kind="unknown"),
+    *dump("h5", "d5", 0, "1x30", title="U", kind="oom", **K13),
+    *dump("h9", "d9", 0, "1x120", job="other", title=T, kind="hung_task", **K13),
+    (series("panicwatch_last_panic_info", job="panicwatch", instance="h6", dump="d6",
+            kind="sysrq", reason="sysrq triggered crash"), "1x120"),
+]
+HOST_CRASH = {"job": "panicwatch", "title": T, **NFS_FSYNC}
+CRASH_EXPECTED: dict[tuple[str, str, str], list[tuple[str, float]]] = {
+    (FLEET, "Crashes by title and kernel", ".*"): [
+        (series(title=T, **K13), 2), (series(title=T, **K18), 1)],
+    (FLEET, "Hosts by crash", ".*"): [
+        (series(instance="h1", **HOST_CRASH, module="nfs", **K13), 600_000),
+        (series(instance="h2", **HOST_CRASH, module="nfs", **K13), 1_200_000),
+        (series(instance="h3", **HOST_CRASH, **K18), 1_800_000)],
+    (HOST, "Last panic", "h1"): [
+        (series(instance="h1", job="panicwatch", dump="d1", title=T, kind="hung_task",
+                reason="hung_task: blocked tasks", **K13, function="nfs_file_fsync",
+                module="nfs"), 1)],
+    (HOST, "Last panic", "h6"): [
+        (series("panicwatch_last_panic_info", instance="h6", job="panicwatch", dump="d6",
+                kind="sysrq", reason="sysrq triggered crash"), 1)],
+}
+
+
+def test_crash_panel_queries_count_hosts_per_title(boards, tmp_path):
+    """The crash panels' queries, as Grafana sends them over a one-hour range, evaluated by
+    promtool on known series: hosts counted once per title and kernel, deleted dumps counted
+    while in the range, untitled dumps and other jobs left out, the culprit joined on the dump."""
+    promtool = shutil.which("promtool")
+    assert promtool is not None, "promtool missing: .ci/run installs Debian's prometheus package"
+    tested = set()
+    cases = []
+    for (name, title, instance), samples in CRASH_EXPECTED.items():
+        [expr] = [e for t, e in panel_queries(boards[name]) if t == title]
+        tested.add((name, title))
+        values = {"job": "panicwatch", "instance": instance, "mountpoint": ".*"}
+        cases.append({"expr": substitute(expr, values, range_="1h"), "eval_time": "120m",
+                      "exp_samples": [{"labels": labels, "value": value}
+                                      for labels, value in samples]})
+    assert tested == {(name, title) for name, titles in CRASH_PANELS.items() for title in titles}
+    spec = {"rule_files": [], "evaluation_interval": "1m", "tests": [{
+        "interval": "1m",
+        "input_series": [{"series": series, "values": values} for series, values in CRASH_SERIES],
+        "promql_expr_test": cases}]}
+    path = tmp_path / "crash_panels.test.yml"
+    path.write_text(json.dumps(spec, indent=1))  # JSON is YAML
+    result = subprocess.run([promtool, "test", "rules", str(path)], capture_output=True,
+                            text=True, timeout=120, check=False)
+    assert result.returncode == 0, result.stdout + result.stderr
 
 
 # --- substitute() ------------------------------------------------------------------------------
@@ -437,7 +574,7 @@ def test_panel_queries_walks_collapsed_rows():
 
 def test_load_dashboards_keys_and_query_counts(boards):
     assert sorted(boards) == [FLEET, HOST]
-    assert {name: len(panel_queries(b)) for name, b in boards.items()} == {HOST: 59, FLEET: 18}
+    assert {name: len(panel_queries(b)) for name, b in boards.items()} == {HOST: 59, FLEET: 20}
 
 
 # --- provisioning -------------------------------------------------------------------------------

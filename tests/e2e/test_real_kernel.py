@@ -595,6 +595,12 @@ def test_panic(run: Run, boot2: vm.Guest) -> None:
         panicked = run.wait_alert("HostPanicked", "firing")
         assert "sysrq" in panicked["labels"].get("reason", "").lower(), panicked
         assert "sysrq" in panicked["annotations"]["description"].lower()
+        # The page names the crash as triage does, with the kernel that crashed.
+        kernel = boot2.boot["kernel"]
+        assert (panicked["labels"].get("title"), panicked["labels"].get("kernel_release")) == (
+            "kernel panic: sysrq triggered crash", kernel), panicked
+        assert (f": kernel panic: sysrq triggered crash (kind sysrq, kernel {kernel})."
+                in panicked["annotations"]["description"]), panicked
 
 
 def test_panic_fix_names_the_dump(run: Run, boot2: vm.Guest) -> None:
