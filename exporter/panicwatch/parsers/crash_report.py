@@ -34,7 +34,7 @@ _SYSLOG_PREFIX = re.compile(r"^(?:[A-Z][a-z]{2} [ 0-9]\d \d\d:\d\d:\d\d|\d{4}-\d
 _QUESTIONABLE = re.compile(r"(\[<[0-9a-f]+>\])? \? ")
 _FRAME_WITH_MODULE = re.compile(
     r"(?:^|[\s:\]])([a-zA-Z0-9_][a-zA-Z0-9_.]*)\+0x[0-9a-f]+/0x[0-9a-f]+(?: \[([a-zA-Z0-9_]+)[ \]])?")
-_TIMESTAMP = re.compile(r"\[ *([0-9]+\.[0-9]+)\]")
+_TIMESTAMP = re.compile(r"^(?:<[0-9]+>)?\[ *([0-9]+\.[0-9]+)\]")
 _TASK_INFO = re.compile(
     r"CPU: \d+ (?:UID: \d+ )?PID: (\d+) Comm: (.{1,20}?) (?:Kdump: loaded )?"
     r"(Not tainted|Tainted: ([A-Z ]+?)) +(\S+) #")
@@ -278,7 +278,7 @@ def _parse(log: str) -> CrashReport | None:
     release, tainted, comm, pid = _who(report_lines, log, start)
     panicked = panic_at >= 0 and panic_at >= start
     message = _panic_message(log, panic_at) if panicked else None
-    stamp = _TIMESTAMP.search(window[0])
+    stamp = _TIMESTAMP.match(_clean(window[0]))
     return CrashReport(
         title=title,
         kind=_kind(title, log[max(since, start - 20000):panic_at if panic_at > start
@@ -292,7 +292,7 @@ def _parse(log: str) -> CrashReport | None:
         stack=stack,
         panicked=panicked,
         panic_message=message,
-        uptime_seconds=float(stamp.group(1)) if stamp and window[0].find(stamp.group(0)) < 8 else None,
+        uptime_seconds=float(stamp.group(1)) if stamp else None,
         corrupted=(fmt is None or fmt.corrupted or (fmt.culprit is not None and culprit is None)
                    or any(f.guessed for f in frames)),
     )
