@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 
-from conftest import names, scrape, value
+from conftest import names, scrape, scrape_text, value
 from trees import RAM_16G, MiB
 
 
@@ -237,3 +237,35 @@ def test_oversized_or_garbled_mount_table_fails_closed(tree):
     s = scrape(root)
     assert not names(s, p("kdump_dump_target_free_bytes"))
     assert successes(s)["kdump"] == 0
+
+
+def test_each_dump_log_is_parsed_once_and_again_when_it_changes(tree, monkeypatch):
+    import panicwatch.triage.dumps as dumps_module
+    from panicwatch.collectors.registry import build_registry
+    from panicwatch.exposition import render_all
+    from panicwatch.settings import Settings
+
+    parsed: list[int] = []
+    real = dumps_module.parse_crash_report
+    monkeypatch.setattr(dumps_module, "parse_crash_report",
+                        lambda log: parsed.append(len(log)) or real(log))
+    root = tree("sles_dumps")
+    registry = build_registry(Settings(path_rootfs=root, collector_kdump_min_free_ratio=0))
+
+    def crashes() -> dict[str, tuple[str, ...]]:
+        return crash_info(scrape_text(render_all(registry).decode()))
+
+    first = crashes()
+    assert len(parsed) == 2  # both dumps' logs
+    assert crashes() == first and len(parsed) == 2  # unchanged: nothing parsed again
+    log = root / "var/crash/2023-11-20-08:15/dmesg.txt"
+    log.write_text(log.read_text().replace("sysrq: Trigger a crash\n", "") + (
+        "[  100.000030] Kernel panic - not syncing: Out of memory: system-wide panic_on_oom "
+        "is enabled\n"))
+    again = crashes()
+    assert len(parsed) == 3  # only the changed log
+    assert again["2023-11-20-08:15"][:2] == (  # the log's last panic is the dump's
+        "kernel panic: Out of memory: system-wide panic_on_oom is enabled", "oom")
+    assert again["2024-05-03-21-07"] == first["2024-05-03-21-07"]
+    (root / "var/crash/2023-11-20-08:15/dmesg.txt").unlink()
+    assert crashes()["2023-11-20-08:15"] == ("", "unknown", "", "", "")

@@ -7,10 +7,10 @@ from collections.abc import Iterator
 from prometheus_client.core import Metric
 
 from panicwatch.collectors.base import gauge
-from panicwatch.exposition import label_sets, render_family
+from panicwatch.exposition import RenderedFamily, label_sets, render_family
 from panicwatch.parsers.crash_report import CrashReport
 from panicwatch.reader import HostReader
-from panicwatch.snapshots.vmcores import read_inventory
+from panicwatch.snapshots.vmcores import Dump, read_inventory
 from panicwatch.triage.dumps import CrashCache
 
 CRASH_LABELS = ("dump", "title", "kind", "function", "module", "kernel_release")
@@ -30,6 +30,33 @@ class VmcoresCollector:
 
     def __init__(self) -> None:
         self.crashes = CrashCache()
+        # The per-dump families of the last scrape, reused while the dumps and their crashes
+        # are the same objects (the scan and the cache hand out the same ones when unchanged).
+        self._rendered: tuple[object, tuple[RenderedFamily, ...]] | None = None
+
+    def _per_dump(self, dumps: tuple[Dump, ...],
+                  crashes: dict[str, CrashReport | None]) -> tuple[RenderedFamily, ...]:
+        key = (dumps, tuple(crashes.items()))
+        if self._rendered is not None and self._rendered[0] == key:
+            return self._rendered[1]
+        stamps = render_family(
+            "panicwatch_vmcore_timestamp_seconds",
+            "Capture time of each dump (from its directory name, else mtime).", "gauge",
+            label_sets(("dump",), [(d.name,) for d in dumps]), [d.timestamp for d in dumps])
+        rows = []
+        for dump in dumps:
+            if dump.name not in crashes:
+                continue  # its log is parsed by a later scrape
+            labels = crash_labels(crashes[dump.name])
+            rows.append((dump.name, *(labels[k] for k in CRASH_LABELS[1:])))
+        info = render_family(
+            "panicwatch_vmcore_crash_info",
+            "The crash each dump holds, named from its saved kernel log as syzbot titles it "
+            "(title empty and kind unknown when the log is missing or holds no report; a dump "
+            "appears once its log is parsed).",
+            "gauge", label_sets(CRASH_LABELS, rows), [1] * len(rows))
+        self._rendered = (key, (stamps, info))
+        return stamps, info
 
     def collect(self, reader: HostReader) -> Iterator[Metric]:
         inv = reader.snapshot(read_inventory)
@@ -49,22 +76,7 @@ class VmcoresCollector:
                     "Capture time of the newest dump (from its directory name, else mtime).",
                     newest.timestamp)
         crashes = self.crashes.crashes(reader, dumps)
-        names = label_sets(("dump",), [(d.name,) for d in dumps])
-        yield render_family("panicwatch_vmcore_timestamp_seconds",
-                            "Capture time of each dump (from its directory name, else mtime).",
-                            "gauge", names, [d.timestamp for d in dumps])
-        rows = []
-        for dump in dumps:
-            if dump.name not in crashes:
-                continue  # its log is parsed by a later scrape
-            labels = crash_labels(crashes[dump.name])
-            rows.append((dump.name, *(labels[k] for k in CRASH_LABELS[1:])))
-        yield render_family(
-            "panicwatch_vmcore_crash_info",
-            "The crash each dump holds, named from its saved kernel log as syzbot titles it "
-            "(title empty and kind unknown when the log is missing or holds no report; a dump "
-            "appears once its log is parsed).",
-            "gauge", label_sets(CRASH_LABELS, rows), [1] * len(rows))
+        yield from self._per_dump(dumps, crashes)
         report = crashes.get(newest.name)
         labels = crash_labels(report)
         yield gauge("last_panic_info",
