@@ -502,3 +502,26 @@ def test_every_kind_and_architecture_has_a_fixture() -> None:
             "page_fault", "general_protection", "kernel_bug", "deadlock", "sysrq",
             "scheduling_while_atomic", "bad_page", "hard_lockup", "machine_check"} <= kinds
     assert {name.split("/")[0] for name in EXPECTED} == {"x86_64", "arm64", "ppc64le"}
+
+
+def test_a_symbolized_report_is_one_report() -> None:
+    """syzbot and scripts/decode_stacktrace.sh print a line once per inlined function, the
+    last with the real frame: the repeated header does not start another report."""
+    log = """\
+------------[ cut here ]------------
+WARNING: CPU: 1 PID: 812 at fs/nfs/pagelist.c:300 nfs_page_group_destroy fs/nfs/pagelist.c:300 [inline]
+WARNING: CPU: 1 PID: 812 at fs/nfs/pagelist.c:300 nfs_release_request+0x9a/0xc0 fs/nfs/pagelist.c:450
+Modules linked in: nfsv4 nfs
+CPU: 1 PID: 812 Comm: kworker/u8:3 Not tainted 6.1.0-13-amd64 #1 Debian 6.1.55-1
+RIP: 0010:nfs_page_group_destroy fs/nfs/pagelist.c:300 [inline]
+RIP: 0010:nfs_release_request+0x9a/0xc0 fs/nfs/pagelist.c:450
+Call Trace:
+ <TASK>
+ nfs_commit_release_pages+0x1d5/0x230 fs/nfs/write.c:1800
+ rpc_free_task+0x39/0x70 net/sunrpc/sched.c:1178
+ </TASK>
+"""  # noqa: E501
+    got = parse_crash_report(log)
+    assert got is not None
+    assert (got.title, got.function, got.corrupted) == (
+        "WARNING in nfs_release_request", "nfs_release_request", False)

@@ -20,6 +20,7 @@ END_TRACE = "---[ end trace"
 MAX_REPORT_LINES = 3000  # a report (and its stacks) is read this far past its first line
 MAX_STACK = 32
 HEAD_LINES = 300
+SAME_LINE = 20  # a header line alike this far after an "[inline]" one: the same line expanded
 # An "end trace" this close to the panic line is the report's own end, not survival.
 SURVIVAL_LINES = 30
 MAX_FIELD = 120
@@ -308,7 +309,11 @@ def _report_text(lines: list[_Line]) -> tuple[str, str]:
     skip_rest = all_cpus = False
     seen = 0
     for i, line in enumerate(lines):
-        if i > 0 and cut_at is None and _starts_another(line.raw):
+        # A symbolized report repeats a line once per inlined function ("BUG: KASAN: ... in
+        # f x.h:3 [inline]", then "BUG: KASAN: ... in g+0x1/0x2 x.c:9"): not another report.
+        expanded = (i > 0 and lines[i - 1].text.endswith(" [inline]")
+                    and line.text[:SAME_LINE] == lines[i - 1].text[:SAME_LINE])
+        if i > 0 and cut_at is None and not expanded and _starts_another(line.raw):
             cut_at = len(kept)
         if i > 0 and (line.questionable or (line.context != context and not (
                 all_cpus and line.context.lstrip("[ ").startswith("C")))):
