@@ -520,7 +520,7 @@ Call Trace:
  nfs_commit_release_pages+0x1d5/0x230 fs/nfs/write.c:1800
  rpc_free_task+0x39/0x70 net/sunrpc/sched.c:1178
  </TASK>
-"""  # noqa: E501
+"""
     got = parse_crash_report(log)
     assert got is not None
     assert (got.title, got.function, got.corrupted) == (
