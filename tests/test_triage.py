@@ -116,6 +116,15 @@ def _fake_tool(bin_dir: Path, name: str, body: str) -> None:
     tool.chmod(tool.stat().st_mode | stat.S_IEXEC)
 
 
+def triage_extract(dump: Path, bin_dir: Path, *args: str,
+                   path: str | None = None) -> subprocess.CompletedProcess[str]:
+    """`panicwatch triage --extract` with the stand-in tools of bin_dir first on PATH."""
+    env = {**os.environ, "PATH": f"{bin_dir}:{path or os.environ['PATH']}"}
+    return subprocess.run([sys.executable, "-m", "panicwatch", "triage", "--extract", *args,
+                           str(dump)], capture_output=True, text=True, env=env, timeout=60,
+                          check=False)
+
+
 def test_extract_reads_the_log_out_of_the_dump(tmp_path) -> None:
     # makedumpfile --dump-dmesg VMCORE OUT: here a stand-in that writes the log it was given
     # in the "vmcore", to check the call, the file it leaves and what triage makes of it.
@@ -126,10 +135,7 @@ def test_extract_reads_the_log_out_of_the_dump(tmp_path) -> None:
     _fake_tool(bin_dir, "makedumpfile",
                "assert sys.argv[1] == '--dump-dmesg', sys.argv\n"
                "open(sys.argv[3], 'w').write(open(sys.argv[2]).read())")
-    env = {**os.environ, "PATH": f"{bin_dir}:{os.environ['PATH']}"}
-    done = subprocess.run([sys.executable, "-m", "panicwatch", "triage", "--extract",
-                           "--format", "json", str(dump)], capture_output=True, text=True,
-                          env=env, timeout=60, check=False)
+    done = triage_extract(dump, bin_dir, "--format", "json")
     assert done.returncode == 0, done.stderr
     got = json.loads(done.stdout)
     assert got["title"] == NULL_TITLE
@@ -145,9 +151,7 @@ def test_extract_failure_is_reported(tmp_path) -> None:
     bin_dir = tmp_path / "bin"
     _fake_tool(bin_dir, "makedumpfile", "print('makedumpfile: not an ELF file', file=sys.stderr)\n"
                "sys.exit(1)")
-    env = {**os.environ, "PATH": f"{bin_dir}:/usr/bin:/bin"}
-    done = subprocess.run([sys.executable, "-m", "panicwatch", "triage", "--extract", str(dump)],
-                          capture_output=True, text=True, env=env, timeout=60, check=False)
+    done = triage_extract(dump, bin_dir, path="/usr/bin:/bin")
     assert done.returncode == 1
     assert "extraction failed: makedumpfile exited 1: makedumpfile: not an ELF file" in done.stdout
 
@@ -170,10 +174,7 @@ def test_extract_reassembles_a_flattened_dump_first(tmp_path) -> None:
                "    if data.startswith('makedumpfile'):\n"
                "        sys.exit('check_elf_format: Can\\'t get valid ehdr.')\n"
                "    open(sys.argv[3], 'w').write(data)")
-    env = {**os.environ, "PATH": f"{bin_dir}:{os.environ['PATH']}"}
-    done = subprocess.run([sys.executable, "-m", "panicwatch", "triage", "--extract",
-                           "--format", "json", str(dump)], capture_output=True, text=True,
-                          env=env, timeout=60, check=False)
+    done = triage_extract(dump, bin_dir, "--format", "json")
     assert done.returncode == 0, done.stdout + done.stderr
     got = json.loads(done.stdout)
     assert got["title"] == NULL_TITLE
