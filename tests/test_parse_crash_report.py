@@ -525,3 +525,18 @@ Call Trace:
     assert got is not None
     assert (got.title, got.function, got.corrupted) == (
         "WARNING in nfs_release_request", "nfs_release_request", False)
+
+
+def test_real_hung_task_from_an_nfs_stall_on_debian_6_1() -> None:
+    """The incident the project comes from, on a real kernel (tests/e2e, scenario 6): an
+    fsync on an NFSv4.2 mount whose server stopped answering, hung_task_panic=1."""
+    log = (FIXTURES / "real/6.1.0-50-amd64/crash/hung_task_nfs.dmesg").read_text()
+    got = parse_crash_report(log)
+    assert got is not None
+    assert (got.title, got.kind, got.function, got.module) == (
+        "INFO: task hung in nfs_file_fsync", "hung_task", "nfs_file_fsync", "nfs")
+    assert (got.kernel_release, got.tainted, got.comm, got.panicked, got.reason) == (
+        "6.1.0-50-amd64", "", "python3", True, "hung_task: blocked tasks")
+    assert got.stack[3:8] == ("folio_wait_bit_common", "folio_wait_writeback",
+                              "__filemap_fdatawait_range", "file_write_and_wait_range",
+                              "nfs_file_fsync")

@@ -2,11 +2,12 @@
 kdump, a real NFS server and client on the guest's loopback, a real stall, a real panic and the
 page that follows, through a Prometheus, an Alertmanager and a webhook receiver in the guest.
 
-Two boots of one disk (a qcow2 overlay on the cached image, see image.py and vm.py):
+Three boots of one disk (a qcow2 overlay on the cached image, see image.py and vm.py):
 boot 1 runs the armed, disarmed, NFS traffic and stall scenarios, then panics the guest with
 sysrq; the capture kernel writes the dump and QEMU exits; boot 2 checks what panicwatch says about
-the dump. The tests run in file order and share the boots, so they are one story: a failure in
-one usually fails those after it.
+the dump, then replays the incident (an NFS stall, a hung fsync, hung_task_panic) into a second
+panic; boot 3 checks that dump. The tests run in file order and share the boots, so they are
+one story: a failure in one usually fails those after it.
 
 Selected only with `-m vm` (`make e2e`): they need root, QEMU and about 15-25 minutes on two
 cores. On failure the serial logs and the share of each boot (webhook notifications, journal,
@@ -651,6 +652,108 @@ def test_panic_triage(run: Run, boot2: vm.Guest) -> None:
 
     saved = boot2.sh("cat /var/crash/*/dmesg.*", 60).check().stdout
     dest = FIXTURES / kernel / "crash" / "sysrq.dmesg"
+    if os.environ.get("PANICWATCH_E2E_SAVE_FIXTURES") == "1" or not dest.exists():
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        dest.write_text(saved)
+
+
+# --- scenario 6: the incident: an NFS stall, a hung task, then its panic ----------------------
+
+HUNG_TASK_TIMEOUT_S = 10
+HUNG_TASK_WAIT_S = 240
+# Written before the stall and fsync'ed after it: waiting for page writeback is uninterruptible
+# (killable RPC waits are never reported as hung), and on a hard mount the WRITEs retry for ever.
+WRITER = """
+import os, time
+fd = os.open("/mnt/nfs42/incident.dat", os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+for _ in range(32):
+    os.write(fd, b"x" * (1 << 20))
+open("/tmp/incident-written", "w").close()
+while not os.path.exists("/tmp/incident-fsync"):
+    time.sleep(0.2)
+os.fsync(fd)
+"""
+
+
+def test_incident_hung_task_then_panic(run: Run, boot2: vm.Guest) -> None:
+    """The story's failure: the server stops answering, the canary pages, an fsync hangs and
+    the kernel reports it; with hung_task_panic=1 the next report panics into kdump."""
+    start = time.monotonic()
+    boot2.sh(f"sysctl -q kernel.hung_task_timeout_secs={HUNG_TASK_TIMEOUT_S} "
+             "kernel.hung_task_panic=0 kernel.hung_task_warnings=-1", 30).check()
+    boot2.sh(f"rm -f /tmp/incident-*; cat > /tmp/incident-writer.py <<'PY'\n{WRITER}\nPY", 30
+             ).check()
+    boot2.sh("(setsid python3 /tmp/incident-writer.py "
+             ">/tmp/incident-writer.out 2>&1 &)", 30).check()
+    boot2.wait_for("the writer wrote 32 MiB", lambda: boot2.sh(
+        "test -e /tmp/incident-written", 30).rc == 0, 120, 1)
+    boot2.sh(NFT_ADD, 60).check()
+    stalled = run.wait_alert("NFSMountStalled", "firing", STALL_TIMEOUT_S, mountpoint="/mnt/nfs42")
+    paged_at = time.monotonic()
+    run.timings["incident_stall_to_page"] = paged_at - start
+    run.notes["incident_stalled_alert"] = stalled["labels"]
+
+    boot2.sh("touch /tmp/incident-fsync", 30).check()
+
+    def hung_seen() -> dict[str, float] | None:
+        samples, _ = run.scrape()
+        counted = value(samples, "panicwatch_kernel_log_events_total", event="hung_task",
+                        server="") or 0
+        blocked = {w: value(samples, "panicwatch_blocked_tasks", wait=w) or 0
+                   for w in ("nfs", "rpc", "other")}
+        return {"hung_task_events": counted, **blocked} if counted >= 1 else None
+
+    seen = boot2.wait_for("the kernel log collector counts the hung task", hung_seen,
+                          HUNG_TASK_WAIT_S, 3)
+    run.timings["incident_page_to_hung_task"] = time.monotonic() - paged_at
+    run.notes["incident_hung_state"] = seen
+    log = boot2.sh("dmesg | grep -A30 'blocked for more than' | head -60", 30).stdout
+    run.notes["incident_hung_report"] = log.splitlines()[:40]
+    assert "python3" in log, log
+    # the fsync thread waits on NFS writeback (root reads its stack: "nfs")
+    assert seen["nfs"] + seen["rpc"] >= 1, seen
+    lockup = run.wait_alert("KernelLockupDetected", "firing", ALERT_TIMEOUT_S)
+    run.notes["incident_lockup_alert"] = lockup["labels"]
+
+    boot2.sh("sysctl -q kernel.hung_task_panic=1", 30).check()
+    deadline = time.monotonic() + HUNG_TASK_WAIT_S
+    while "Kernel panic - not syncing" not in boot2.serial.read_text(errors="replace"):
+        assert time.monotonic() < deadline, boot2.serial_tail()
+        time.sleep(0.5)
+    run.timings["incident_lead_time"] = time.monotonic() - paged_at  # page to panic
+    boot2.wait_exit(PANIC_TIMEOUT_S)
+    run.timings["incident_panic_and_capture"] = time.monotonic() - paged_at
+
+
+@pytest.fixture(scope="module")
+def boot3(run: Run, boot2: vm.Guest) -> vm.Guest:
+    assert not boot2.alive(), "boot 2 did not panic"
+    return run.boot("boot3")
+
+
+def test_incident_dump_names_the_hung_task(run: Run, boot3: vm.Guest) -> None:
+    kernel = boot3.boot["kernel"]
+    with timed(run, "scenario6_after_panic"):
+        got = json.loads(boot3.sh(f"{PANICWATCH} triage --format json", 120).check()
+                         .stdout.splitlines()[0])  # newest first
+        run.notes["incident_triage"] = {k: got[k] for k in ("title", "function", "module",
+                                                            "stack", "comm")}
+        assert (got["kind"], got["kernel_release"], got["panicked"]) == (
+            "hung_task", kernel, True), got
+        assert got["title"] == f"INFO: task hung in {got['function']}", got
+        # the culprit is in the NFS client or the writeback path it waits on
+        assert got["module"] in ("nfs", "nfsv4", "sunrpc") or re.search(
+            r"nfs|writeback|sync|filemap", got["function"] or ""), got
+
+        samples, _ = run.scrape()
+        last = [dict(k) for k in names(samples, "panicwatch_last_panic_info")]
+        assert [(i["kind"], i["title"], i["kernel_release"]) for i in last] == [
+            ("hung_task", got["title"], kernel)], last
+        panicked = run.wait_alert("HostPanicked", "firing", title=got["title"])
+        assert got["title"] in panicked["annotations"]["description"], panicked
+
+    saved = boot3.sh("cat $(ls -d /var/crash/2*/ | sort | tail -1)dmesg.*", 60).check().stdout
+    dest = FIXTURES / kernel / "crash" / "hung_task_nfs.dmesg"
     if os.environ.get("PANICWATCH_E2E_SAVE_FIXTURES") == "1" or not dest.exists():
         dest.parent.mkdir(parents=True, exist_ok=True)
         dest.write_text(saved)
