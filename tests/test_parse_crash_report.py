@@ -469,7 +469,7 @@ def test_a_log_cut_anywhere_gives_what_it_can(name: str, cut: int) -> None:
 
 def test_real_sysrq_dump_of_debian_6_1() -> None:
     """The log kdump-tools saved beside the dump the e2e test made (tests/e2e)."""
-    log = (FIXTURES / "real/6.1.0-50-amd64/crash/sysrq.dmesg").read_text()
+    log = (FIXTURES / "real/6.1.0-50-amd64/crashes/sysrq.dmesg").read_text()
     got = parse_crash_report(log)
     assert got is not None
     assert (got.title, got.kind, got.function, got.module) == (
@@ -530,7 +530,7 @@ Call Trace:
 def test_real_hung_task_from_an_nfs_stall_on_debian_6_1() -> None:
     """The incident the project comes from, on a real kernel (tests/e2e, scenario 6): an
     fsync on an NFSv4.2 mount whose server stopped answering, hung_task_panic=1."""
-    log = (FIXTURES / "real/6.1.0-50-amd64/crash/hung_task_nfs.dmesg").read_text()
+    log = (FIXTURES / "real/6.1.0-50-amd64/crashes/hung_task_nfs.dmesg").read_text()
     got = parse_crash_report(log)
     assert got is not None
     assert (got.title, got.kind, got.function, got.module) == (

@@ -17,7 +17,7 @@ from panicwatch.parsers.mountstats import parse_mountstats, parse_rpc_nfs
 from panicwatch.parsers.sunrpc import parse_tasks, parse_xprt_info
 
 REAL = Path(__file__).resolve().parent.parent / "fixtures" / "real"
-# NFS client states (idle, stall) hold mountstats; crash/ holds the saved kernel logs, which
+# NFS client states (idle, stall) hold mountstats; crashes/ holds the saved kernel logs, which
 # tests/test_parse_crash_report.py reads.
 STATES = sorted(p.parent for p in REAL.glob("*/*/mountstats")) if REAL.exists() else []
 

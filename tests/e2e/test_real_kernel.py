@@ -651,7 +651,7 @@ def test_panic_triage(run: Run, boot2: vm.Guest) -> None:
         assert (ext["title"], ext["kernel_release"]) == (got["title"], kernel), ext
 
     saved = boot2.sh("cat /var/crash/*/dmesg.*", 60).check().stdout
-    dest = FIXTURES / kernel / "crash" / "sysrq.dmesg"
+    dest = FIXTURES / kernel / "crashes" / "sysrq.dmesg"
     if os.environ.get("PANICWATCH_E2E_SAVE_FIXTURES") == "1" or not dest.exists():
         dest.parent.mkdir(parents=True, exist_ok=True)
         dest.write_text(saved)
@@ -753,7 +753,7 @@ def test_incident_dump_names_the_hung_task(run: Run, boot3: vm.Guest) -> None:
         assert got["title"] in panicked["annotations"]["description"], panicked
 
     saved = boot3.sh("cat $(ls -d /var/crash/2*/ | sort | tail -1)dmesg.*", 60).check().stdout
-    dest = FIXTURES / kernel / "crash" / "hung_task_nfs.dmesg"
+    dest = FIXTURES / kernel / "crashes" / "hung_task_nfs.dmesg"
     if os.environ.get("PANICWATCH_E2E_SAVE_FIXTURES") == "1" or not dest.exists():
         dest.parent.mkdir(parents=True, exist_ok=True)
         dest.write_text(saved)
