@@ -269,3 +269,25 @@ def test_each_dump_log_is_parsed_once_and_again_when_it_changes(tree, monkeypatc
     assert again["2024-05-03-21-07"] == first["2024-05-03-21-07"]
     (root / "var/crash/2023-11-20-08:15/dmesg.txt").unlink()
     assert crashes()["2023-11-20-08:15"] == ("", "unknown", "", "", "")
+
+
+def test_an_unreadable_or_unparsable_log_costs_only_its_own_dump(tree, monkeypatch):
+    import panicwatch.triage.dumps as dumps_module
+
+    root = tree("sles_dumps")
+    (root / "var/crash/2023-11-20-08:15/dmesg.txt").chmod(0)
+    real = dumps_module.parse_crash_report
+
+    def parse(log: str):
+        if "nfs4_do_close" in log:
+            raise ValueError("a parser bug")
+        return real(log)
+
+    monkeypatch.setattr(dumps_module, "parse_crash_report", parse)
+    s = scrape(root, collector_kdump_min_free_ratio=0)
+    if os.geteuid() != 0:  # root reads a mode-0 file anyway
+        assert crash_info(s)["2023-11-20-08:15"] == ("", "unknown", "", "", "")
+    assert crash_info(s)["2024-05-03-21-07"] == ("", "unknown", "", "", "")
+    assert value(s, p("vmcores")) == 2
+    assert value(s, p("collector_success"), collector="vmcores") == 0
+    assert value(s, p("collector_success"), collector="kdump") == 1

@@ -70,9 +70,13 @@ class CrashCache:
                     continue  # the newest is always parsed: last_panic_info needs it
                 parsed += 1
                 report = parse_crash_report(read_log(Path(path), SCRAPE_LOG_LIMIT))
-            except OSError as e:
+            except OSError as e:  # unreadable: the dump is still listed, its crash unknown
                 reader.problem(describe_error(e))
+                found[dump.name] = None
                 continue
+            except Exception as e:  # a log the parser cannot take: this dump alone loses its name
+                reader.problem(f"{path}: crash report not parsed: {type(e).__name__}: {e}")
+                report = None
             with self._lock:
                 self._parsed[path] = (identity, report)
             found[dump.name] = report
