@@ -23,6 +23,8 @@ HEAD_LINES = 300
 SAME_LINE = 20  # a header line alike this far after an "[inline]" one: the same line expanded
 # An "end trace" this close to the panic line is the report's own end, not survival.
 SURVIVAL_LINES = 30
+# A stall report followed by another this much later was lived through (see _pick_start).
+STALL_GAP_SECONDS = 1.0
 MAX_FIELD = 120
 
 _HEADER_SCAN = re.compile("|".join(re.escape(h.marker) for h in F.HEADERS))
@@ -197,27 +199,50 @@ def _pick_start(text: str, starts: list[tuple[int, int, F.Header]],
     """The report that led to the panic: the first one not survived before the panic.
 
     A report whose "end trace" marker is followed by the next report with no panic in
-    between was survived (a WARNING without panic_on_warn, an oops without panic_on_oops).
+    between was survived (a WARNING without panic_on_warn, an oops without panic_on_oops),
+    and so was a stall report (F.UNTERMINATED, which has no such marker) with the next report,
+    before the panic, printed STALL_GAP_SECONDS or more after it: a soft lockup reported with
+    softlockup_panic=0, then one that panicked. Reports printed together (the hung tasks of
+    one scan) stay one crash, named by the first.
     Lines like the panic itself or arm64's "Internal error:" continue a report; they start
-    one only when nothing came before. Without a panic the first report is the crash, as
-    syzbot reads console logs.
+    one only when nothing came before. Without a panic line the same rule runs to the end of
+    the log, so a dump's log names the report it ends in: with kdump loaded and
+    panic_on_oops=1, oops_end() enters the capture kernel before panic() prints anything
+    (seen on Debian's 6.1, tests/e2e). Where syzbot takes a console log's first report, this
+    takes the first one not survived.
     """
     if not starts:
         return None
     if panic_at < 0:
-        return starts[0]
-    panic_line = max((s for s in starts if s[0] <= panic_at), default=starts[-1])
-    candidates = [s for i, s in enumerate(starts) if s[0] < panic_line[0]
-                  and (i == 0 or not _continues(text, s))] + [panic_line]
+        candidates = [s for i, s in enumerate(starts) if i == 0 or not _continues(text, s)]
+    else:
+        panic_line = max((s for s in starts if s[0] <= panic_at), default=starts[-1])
+        candidates = [s for i, s in enumerate(starts) if s[0] < panic_line[0]
+                      and (i == 0 or not _continues(text, s))] + [panic_line]
     for i, start in enumerate(candidates[:-1]):
         following = candidates[i + 1]
         end_trace = text.find(END_TRACE, start[1], following[0])
         if end_trace == -1:
+            if (panic_at >= 0 and i + 1 < len(candidates) - 1
+                    and F.UNTERMINATED.search(text[start[0]:start[1]])
+                    and _seconds_between(text, start[0], following[0]) >= STALL_GAP_SECONDS):
+                continue  # a stall report the kernel lived past, another report came later
             return start
         after = text[end_trace:following[1]]
         if PANIC_MARKER in after and after.count("\n") <= SURVIVAL_LINES:
             return start
     return candidates[-1]
+
+
+def _seconds_between(text: str, first: int, second: int) -> float:
+    """Printk time from the line at ``first`` to the line at ``second``; 0 when either has none."""
+    def stamp(at: int) -> float | None:
+        end = text.find("\n", at)
+        m = _TIMESTAMP.match(_clean(text[at:end if end >= 0 else len(text)]))
+        return float(m.group(1)) if m else None
+
+    a, b = stamp(first), stamp(second)
+    return 0.0 if a is None or b is None else b - a
 
 
 def _continues(text: str, start: tuple[int, int, F.Header]) -> bool:
