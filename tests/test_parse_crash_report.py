@@ -467,18 +467,39 @@ def test_a_log_cut_anywhere_gives_what_it_can(name: str, cut: int) -> None:
         assert_bounded(got)
 
 
-def test_real_sysrq_dump_of_debian_6_1() -> None:
-    """The log kdump-tools saved beside the dump the e2e test made (tests/e2e)."""
-    log = (FIXTURES / "real/6.1.0-50-amd64/crashes/sysrq.dmesg").read_text()
-    got = parse_crash_report(log)
+# --- real crash logs: what kdump-tools saved beside each dump the e2e run made (tests/e2e) -----
+
+REAL_CRASHES = sorted((FIXTURES / "real").glob("*/crashes/*.dmesg"))
+
+
+def real_expected(log: Path) -> dict[str, object]:
+    """The expected triage of a real log: crashes/expected.json beside it, by file name."""
+    expected = json.loads((log.parent / "expected.json").read_text())
+    assert log.name in expected, f"{log}: no expected triage in {log.parent / 'expected.json'}"
+    return expected[log.name]
+
+
+@pytest.mark.parametrize("log", REAL_CRASHES,
+                         ids=lambda p: f"{p.parent.parent.name}/{p.name}")
+def test_real_crash_log(log: Path) -> None:
+    expected = dict(real_expected(log))
+    expected.pop("why")
+    stack = expected.pop("stack_contains")
+    got = parse_crash_report(log.read_text())
     assert got is not None
-    assert (got.title, got.kind, got.function, got.module) == (
-        "kernel panic: sysrq triggered crash", "sysrq", None, None)
-    assert (got.kernel_release, got.tainted, got.comm, got.panicked, got.reason) == (
-        "6.1.0-50-amd64", "", "bash", True, "sysrq triggered crash")
-    assert got.stack[:5] == ("dump_stack_lvl", "panic", "sysrq_handle_crash", "__handle_sysrq",
-                             "write_sysrq_trigger")
-    assert got.uptime_seconds == 62.977724
+    assert {k: getattr(got, k) for k in expected} == expected
+    n = len(stack)
+    assert any(got.stack[i:i + n] == tuple(stack) for i in range(len(got.stack))), got.stack
+    assert_bounded(got)
+
+
+def test_every_real_crash_kind_was_captured() -> None:
+    """Each kernel's e2e run saved the five crashes it makes (tests/e2e/test_real_kernel.py)."""
+    by_release: dict[str, set[str]] = {}
+    for log in REAL_CRASHES:
+        by_release.setdefault(log.parent.parent.name, set()).add(str(real_expected(log)["kind"]))
+    assert by_release and all(kinds == {"sysrq", "hung_task", "soft_lockup", "null_pointer", "oom"}
+                              for kinds in by_release.values()), by_release
 
 
 # --- fixtures written from the kernel's printk formats, one per kind and architecture -------
