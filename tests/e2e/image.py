@@ -181,7 +181,7 @@ def kernel_key(kernel: Kernel) -> str:
 
 def image_inputs(kernel: Kernel) -> list[tuple[str, bytes]]:
     files = [Path(__file__), REPO / "pyproject.toml", RULES]
-    for tree in (GUEST, REPO / "deploy" / "systemd", REPO / "exporter" / "panicwatch"):
+    for tree in (GUEST, DEPLOY, REPO / "exporter" / "panicwatch"):
         files += sorted(p for p in tree.rglob("*") if p.is_file() and p.name != "agent.py"
                         and "__pycache__" not in p.parts and p.suffix != ".pyc")
     return [("kernel", kernel_key(kernel).encode())] + [

@@ -1,17 +1,22 @@
-"""panicwatch on a real kernel (issue 8): Debian 12's 6.1 kernel in a QEMU guest (TCG), with real
-kdump, a real NFS server and client on the guest's loopback, a real stall, a real panic and the
-page that follows, through a Prometheus, an Alertmanager and a webhook receiver in the guest.
+"""panicwatch on real kernels (issues 8 and 15): Debian 12's 6.1 and the 6.12 series from
+bookworm-security, each in a QEMU guest (TCG), with real kdump, a real NFS server and client on
+the guest's loopback, panicwatch under its shipped systemd unit, real stalls, lockups, oopses and
+panics, and the pages that follow, through a Prometheus, an Alertmanager and a webhook receiver
+in the guest.
 
-Three boots of one disk (a qcow2 overlay on the cached image, see image.py and vm.py):
-boot 1 runs the armed, disarmed, NFS traffic and stall scenarios, then panics the guest with
-sysrq; the capture kernel writes the dump and QEMU exits; boot 2 checks what panicwatch says about
-the dump, then replays the incident (an NFS stall, a hung fsync, hung_task_panic) into a second
-panic; boot 3 checks that dump. The tests run in file order and share the boots, so they are
-one story: a failure in one usually fails those after it.
+Per kernel (the `run` fixture's parameter), six boots of one disk (a qcow2 overlay on the cached
+image, see image.py and vm.py), each crash captured by kdump before the next boot reads it:
+boot 1 runs the armed, shipped-unit, disarmed, NFS traffic and stall scenarios, then panics with
+sysrq; boot 2 checks that dump, then replays the incident (an NFS stall, a hung fsync,
+hung_task_panic); boot 3 checks it, then a soft lockup from the test module (tests/e2e/guest/
+pw_crashtest), lived through and then panicking; boot 4 checks it, then a WARN() lived through
+and an oops; boot 5 checks it, then an OOM with panic_on_oom; boot 6 checks that. The tests run
+in file order and share the boots, so they are one story: a failure in one usually fails those
+after it.
 
-Selected only with `-m vm` (`make e2e`): they need root, QEMU and about 15-25 minutes on two
-cores. On failure the serial logs and the share of each boot (webhook notifications, journal,
-processes) are copied to tests/e2e/artifacts/<time>/ and the path is printed.
+Selected only with `-m vm` (`make e2e`): they need root, QEMU and about 17-20 minutes per kernel
+on two cores. On failure the serial logs and the share of each boot (webhook notifications,
+journal, processes) are copied to tests/e2e/artifacts/<time>-<kernel>/ and the path is printed.
 """
 
 from __future__ import annotations
@@ -824,9 +829,9 @@ def newest_crash(run: Run, guest: vm.Guest, kind: str, fixture: str,
     last = [dict(k) for k in names(samples, "panicwatch_last_panic_info")]
     assert [(i["kind"], i["title"], i["kernel_release"]) for i in last] == [
         (kind, got["title"], kernel)], last
-    panicked = run.wait_alert("HostPanicked", "firing", title=got["title"])
-    assert got["title"] in panicked["annotations"]["description"], panicked
-    assert panicked["labels"].get("module", "") == (got["module"] or ""), panicked
+    page = run.wait_alert("HostPanicked", "firing", title=got["title"])
+    assert got["title"] in page["annotations"]["description"], page
+    assert page["labels"].get("module", "") == (got["module"] or ""), page
 
     return got
 
