@@ -502,6 +502,45 @@ def test_every_real_crash_kind_was_captured() -> None:
                               for kinds in by_release.values()), by_release
 
 
+HUNG = """\
+[{t}] INFO: task {comm}:{pid} blocked for more than 120 seconds.
+[{t}]       Not tainted 6.1.0-50-amd64 #1 Debian 6.1.176-1
+[{t}] task:{comm}         state:D stack:0     pid:{pid}   ppid:1      flags:0x00000002
+[{t}] Call Trace:
+[{t}]  <TASK>
+[{t}]  __schedule+0x34d/0x9e0
+[{t}]  schedule+0x5a/0xd0
+[{t}]  {fn}+0x1e/0x90 [nfs]
+[{t}]  do_fsync+0x38/0x70
+[{t}]  __x64_sys_fsync+0x10/0x20
+[{t}]  do_syscall_64+0x5d/0xb0
+[{t}]  entry_SYSCALL_64_after_hwframe+0x6e/0xd8
+[{t}]  </TASK>
+"""
+HUNG_PANIC = "[{t}] Kernel panic - not syncing: hung_task: blocked tasks\n"
+
+
+@pytest.mark.parametrize(("second_at", "named"), [
+    ("171.000100", "nfs_flush_a"),  # printed in the same scan: one crash, the first names it
+    ("181.000000", "nfs_flush_b"),  # 10 s later: the first was lived through
+])
+def test_a_stall_report_lived_through_is_skipped(second_at: str, named: str) -> None:
+    log = (HUNG.format(t="171.000000", comm="a", pid=1, fn="nfs_flush_a")
+           + HUNG.format(t=second_at, comm="b", pid=2, fn="nfs_flush_b")
+           + HUNG_PANIC.format(t=second_at))
+    got = parse_crash_report(log)
+    assert got is not None
+    assert (got.title, got.pid, got.panicked) == (f"INFO: task hung in {named}",
+                                                  1 if named == "nfs_flush_a" else 2, True)
+
+
+def test_stall_reports_without_timestamps_keep_the_first() -> None:
+    log = "".join(HUNG.format(t="0", comm=c, pid=p, fn=f"nfs_flush_{c}").replace("[0] ", "")
+                  for c, p in (("a", 1), ("b", 2))) + "Kernel panic - not syncing: hung_task\n"
+    got = parse_crash_report(log)
+    assert got is not None and (got.title, got.pid) == ("INFO: task hung in nfs_flush_a", 1)
+
+
 # --- fixtures written from the kernel's printk formats, one per kind and architecture -------
 
 CRASH_LOGS = FIXTURES / "crash_logs"

@@ -435,12 +435,12 @@ HEADERS: tuple[Header, ...] = (
     Header("Alignment trap:", (_f("Alignment trap:", "Alignment trap in {0}", _AT_RIP),)),
 )
 
-# Lines with a header that do not start a new report inside another one.
 # Reports the kernel prints without an "end trace" marker and lives through unless the matching
 # *_panic sysctl is set, in which case panic() follows at once: one followed by another report
 # was survived (a soft lockup reported with softlockup_panic=0, then one that panicked).
 UNTERMINATED = re.compile(r"BUG: soft lockup|INFO: task .* blocked for more than|"
                           r"INFO: rcu_\w+ (self-)?detected|rcu: INFO: rcu_\w+ (self-)?detected")
+# Lines with a header that do not start a new report inside another one.
 CONTINUATIONS = tuple(re.compile(p) for p in (
     "invalid opcode: 0000", "Kernel panic - not syncing", "unregister_netdevice: waiting for",
     "PANIC: double fault", "Internal error:"))
