@@ -52,8 +52,8 @@ def test_check_disarmed_ubuntu_gives_fixes_and_exits_1(tree):
             "systemctl enable kdump-tools.service && systemctl restart kdump-tools.service"
             ) in r.stdout
     assert "fix: sysctl -w kernel.softlockup_panic=1" in r.stdout
-    assert r.stdout.rstrip().endswith("NOT READY: 2 critical check(s) failed; "
-                                      "a panic now may leave no dump")
+    assert r.stdout.endswith("\nNOT READY: 2 critical check(s) failed; a panic now may leave no "
+                             "dump\nNFS: no NFS mounts\n")
 
 
 def test_check_reservation_failed_says_what_to_set(tree):

@@ -17,8 +17,9 @@ from panicwatch.settings import ALL_COMMANDS, DEPRECATED, Settings, flag_of, not
 COMMANDS = {
     "serve": "Run the exporter: /metrics, /healthz and a landing page at /.",
     "metrics": "Collect once and print the metrics in the Prometheus text format.",
-    "check": "Report panic readiness with the fix for every failed check "
-             "(exit 0 ready, 1 a critical check failed, 2 could not run).",
+    "check": "Report panic readiness with the fix for every failed check, and the health of "
+             "every NFS mount (exit 0 ready, 1 a critical check failed, 2 could not run, "
+             "3 an NFS mount is stalled).",
     "triage": "Name the crash in each dump (or kernel log file) the way kernel developers "
               "do: title, culprit, kernel, stack (exit 0 every input held a crash, 1 some "
               "held none, 2 bad usage or unreadable input).",
@@ -167,10 +168,12 @@ def main(argv: Sequence[str] | None = None) -> int:
 def run_check(settings: Settings) -> int:
     from panicwatch.collectors.registry import host_of
     from panicwatch.readiness.checks import assess
+    from panicwatch.readiness.nfs import assess_nfs
     from panicwatch.readiness.report import as_json, as_text
 
+    host = host_of(settings)
     try:
-        report = assess(host_of(settings), settings.collector_kdump_min_free_ratio)
+        report = assess(host, settings.collector_kdump_min_free_ratio)
     except Exception as e:  # a report that cannot be made is exit 2, not a traceback
         logging.getLogger("panicwatch").debug("check failed", exc_info=True)
         print(f"panicwatch check: could not run: {type(e).__name__}: {e}", file=sys.stderr)
@@ -179,8 +182,13 @@ def run_check(settings: Settings) -> int:
         print("panicwatch check: could not run: " + "; ".join(report.problems or ["no input"]),
               file=sys.stderr)
         return 2
+    nfs = assess_nfs(host, pid=settings.collector_nfs_mountstats_pid,
+                     extra=[str(p) for p in settings.collector_canary_path],
+                     timeout=settings.check_timeout)
     if settings.format == "json":
-        sys.stdout.write(as_json(report))
+        sys.stdout.write(as_json(report, nfs))
     else:
-        sys.stdout.write(as_text(report, str(settings.path_rootfs)))
-    return 0 if report.ready else 1
+        sys.stdout.write(as_text(report, str(settings.path_rootfs), nfs))
+    sys.stdout.flush()
+    # A stall outranks readiness: it is the lockup on its way, now.
+    return 3 if nfs.stalled else 0 if report.ready else 1

@@ -108,7 +108,7 @@ class Settings(BaseSettings):
     collector_nfs_mountstats_pid: str = option(
         "self", "collector.nfs.mountstats-pid",
         "Whose /proc/<pid>/mountstats to read: mount statistics are per mount namespace, so "
-        "in a container with the host's PID namespace use 1.", SCRAPE_COMMANDS,
+        "in a container with the host's PID namespace use 1.",
         old_env="PANICWATCH_NFS_MOUNTSTATS_PID")
     collector_nfs_mount_include: Pattern[str] | None = option(
         None, "collector.nfs.mount-include",
@@ -175,7 +175,7 @@ class Settings(BaseSettings):
     collector_canary_path: list[Path] = option(
         [], "collector.canary.path",
         "Extra path to probe, on any filesystem (repeat the flag for more; env: a JSON "
-        "list). NFS mounts are found by themselves.", ("serve",),
+        "list). NFS mounts are found by themselves. check probes them too.", ("serve", "check"),
         old_flag="canary.path", old_env="PANICWATCH_CANARY_PATH")
     collector_canary_stat_file: str | None = option(
         None, "collector.canary.stat-file",
@@ -205,6 +205,10 @@ class Settings(BaseSettings):
         False, "force", "Accept a --duration above --max-duration.", ("stress",))
     stress_op: Literal["stat", "open", "statvfs", "readdir"] = option(
         "stat", "op", "What each worker does to every path it walks.", ("stress",))
+    check_timeout: float = option(
+        5.0, "check.timeout",
+        "Seconds each NFS mount (and --collector.canary.path) has to answer a statvfs before it "
+        "counts as stalled; the command returns within this and about a second.", ("check",))
     format: Literal["text", "json"] = option(
         "text", "format", "Output format of the report (triage: json is one object per "
         "line).", ("check", "triage")
@@ -236,7 +240,7 @@ class Settings(BaseSettings):
 
     @field_validator("collector_canary_interval", "collector_canary_timeout",
                      "collector_canary_discovery_interval", "collector_rpc_stuck_threshold",
-                     "stress_duration", "stress_max_duration")
+                     "stress_duration", "stress_max_duration", "check_timeout")
     @classmethod
     def _positive(cls, value: float) -> float:
         if not value > 0:

@@ -165,7 +165,8 @@ class KmsgWatcher:
             try:
                 if self._replay_pending:
                     self._replay_pending = False
-                    self._replay_once()
+                    if (error := self.replay_buffer()) is not None:
+                        log.info("kmsg watcher: no replay: %s", error)
                 self._read(device)
             except OSError as e:
                 self._set_error(f"reading {self.path} failed: {_describe(e)}")
@@ -256,13 +257,14 @@ class KmsgWatcher:
                 except Exception:
                     log.exception("kmsg watcher: on_record hook failed")
 
-    def _replay_once(self) -> None:
-        """Rebuild not_responding from the records still in the ring buffer."""
+    def replay_buffer(self) -> str | None:
+        """Rebuild not_responding from the records still in the ring buffer. ``check`` calls
+        it alone, with no thread. Returns why the buffer could not be read, if it could not."""
         try:
             device = self.opener(self.path, False)
-        except OSError as e:  # the live descriptor is open: this only costs the replay
-            log.info("kmsg watcher: no replay of %s: %s", self.path, _describe(e))
-            return
+        except OSError as e:  # in the thread the live descriptor is open: this only costs the replay
+            hint = _HINTS.get(e.errno or 0)
+            return f"cannot open {self.path}: {_describe(e)}" + (f": {hint}" if hint else "")
         replayed = 0
         try:
             while replayed < MAX_REPLAY and not self._stop.is_set():
@@ -286,6 +288,7 @@ class KmsgWatcher:
             device.close()
         with self._lock:
             self._replayed = replayed
+        return None
 
     def _apply(self, event: KernelEvent, when: float, count: bool) -> None:
         """Under the lock. ``when``: the unix time the record was logged."""
