@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Generate panicwatch's Grafana dashboards (stdlib only).
+"""Generate panicwatch's Grafana dashboards with Grafana's Foundation SDK.
 
     python3 dashboards/build.py          # rewrite dashboards/*.json
     python3 dashboards/build.py --check  # exit 1 if a checked-in file differs
@@ -7,10 +7,18 @@
 The JSON is what Grafana provisions, so it is checked in; tests/test_dashboards.py fails
 when it and this script disagree. Edit this file, not the JSON.
 
+Building needs the `dashboards` extra (`pip install -e '.[dashboards]'`: grafana-foundation-sdk,
+pinned in pyproject.toml); the exporter and the checked-in JSON do not.
+
 Conventions, so that the files provision as-is on any Grafana 10.3+ with any Prometheus:
 every panel and query names the data source through the ``$datasource`` variable (no
 ``__inputs``), rates use ``$__rate_interval``, and uids are fixed so links and bookmarks
 survive re-provisioning.
+
+The SDK's builders make the dashboard, rows, panels, queries, variables, thresholds, mappings
+and links, and lay the panels out. What it has no type for stays hand-written here, each marked
+"SDK gap": the organize transformation's options, data links on table columns, the dashboard's
+schemaVersion, and the panel ids.
 """
 
 from __future__ import annotations
@@ -18,16 +26,38 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
+
+try:
+    from grafana_foundation_sdk.builders import bargauge as bg
+    from grafana_foundation_sdk.builders import common as cb
+    from grafana_foundation_sdk.builders import dashboard as db
+    from grafana_foundation_sdk.builders import heatmap as hm
+    from grafana_foundation_sdk.builders import prometheus as prom
+    from grafana_foundation_sdk.builders import stat as st
+    from grafana_foundation_sdk.builders import statetimeline as stl
+    from grafana_foundation_sdk.builders import table as tb
+    from grafana_foundation_sdk.builders import timeseries as ts
+    from grafana_foundation_sdk.cog.encoder import JSONEncoder
+    from grafana_foundation_sdk.models import common
+    from grafana_foundation_sdk.models import dashboard as dm
+    from grafana_foundation_sdk.models.heatmap import HeatmapColorMode, HeatmapColorScale
+    from grafana_foundation_sdk.models.prometheus import PromQueryFormat
+except ModuleNotFoundError as e:  # say how to get it, not just what is missing
+    raise ModuleNotFoundError(
+        f"{e}: building the dashboards needs the dashboards extra: pip install -e '.[dashboards]'"
+    ) from e
 
 Json = dict[str, Any]
+Size = tuple[int, int]  # (width, height) in grid units; a grid line is 24 wide
+AnyPanel = TypeVar("AnyPanel", st.Panel, ts.Panel, tb.Panel, hm.Panel, stl.Panel, bg.Panel)
+PanelBuilder = st.Panel | ts.Panel | tb.Panel | hm.Panel | stl.Panel | bg.Panel
 
 HERE = Path(__file__).resolve().parent
-DS: Json = {"type": "prometheus", "uid": "${datasource}"}
+DS = dm.DataSourceRef(type_val="prometheus", uid="${datasource}")
 SCHEMA_VERSION = 39
-GRID_WIDTH = 24
 
 # Host dashboard filters; the fleet one uses the same matchers with multi-valued variables.
 HOST = 'job=~"$job", instance=~"$instance"'
@@ -47,14 +77,15 @@ ALERT_NAMES = (
 # --- field config pieces ------------------------------------------------------------------
 
 
-def steps(*pairs: tuple[str, float | None]) -> Json:
-    return {"mode": "absolute", "steps": [{"color": c, "value": v} for c, v in pairs]}
+def steps(*pairs: tuple[str, float | None]) -> db.ThresholdsConfig:
+    return db.ThresholdsConfig().mode(dm.ThresholdsMode.ABSOLUTE).steps(
+        [dm.Threshold(value=v, color=c) for c, v in pairs])
 
 
-def mapping(*entries: tuple[int, str, str]) -> list[Json]:
-    return [{"type": "value", "options": {
-        str(value): {"text": text, "color": color, "index": i}
-        for i, (value, text, color) in enumerate(entries)}}]
+def mapping(*entries: tuple[int, str, str]) -> list[dm.ValueMapping]:
+    return [dm.ValueMap(options={
+        str(value): dm.ValueMappingResult(text=text, color=color, index=i)
+        for i, (value, text, color) in enumerate(entries)})]
 
 
 RED_GREEN = steps(("red", None), ("green", 1))  # 1 is good, anything below is bad
@@ -64,7 +95,11 @@ PASS_FAIL = mapping((0, "FAIL", "red"), (1, "PASS", "green"))
 YES_NO = mapping((0, "NO", "red"), (1, "YES", "green"))
 
 
-# --- queries and panels -------------------------------------------------------------------
+def color(mode: dm.FieldColorModeId) -> db.FieldColor:
+    return db.FieldColor().mode(mode)
+
+
+# --- queries ------------------------------------------------------------------------------
 
 
 def sel(metric: str, matchers: str = HOST) -> str:
@@ -86,256 +121,271 @@ def avg_latency(kind: str) -> str:
             f"({by} ({rate('panicwatch_nfs_operations_total', MOUNT)}) > 0)")
 
 
-def target(expr: str, legend: str = "__auto", *, table: bool = False, heatmap: bool = False) -> Json:
-    t: Json = {"datasource": DS, "expr": expr, "legendFormat": legend}
-    if table:
-        t.update(format="table", instant=True, range=False)
-    elif heatmap:
-        t.update(format="heatmap", instant=False, range=True)
-    else:
-        t.update(instant=False, range=True)
-    return t
+def target(expr: str, legend: str = "__auto") -> prom.Dataquery:
+    """A range query, what graphs and stats draw; tables and the heatmap adjust it."""
+    return prom.Dataquery().datasource(DS).expr(expr).legend_format(legend).range()
 
 
-def panel(kind: str, title: str, description: str, targets: list[Json], size: tuple[int, int],
-          defaults: Json | None = None, options: Json | None = None,
-          overrides: list[Json] | None = None, transformations: list[Json] | None = None) -> Json:
+# --- panels -------------------------------------------------------------------------------
+
+
+def panel(builder: AnyPanel, title: str, description: str, targets: list[prom.Dataquery],
+          size: Size) -> AnyPanel:
+    """What every panel has; the SDK places it (Dashboard.with_panel) and finish() numbers it."""
     for ref, t in zip("ABCDEFGH", targets, strict=False):
-        t["refId"] = ref
-    p: Json = {
-        "id": 0,  # Board.add numbers the panels
-        "type": kind, "title": title, "description": description, "datasource": DS,
-        "gridPos": {"w": size[0], "h": size[1]},
-        "fieldConfig": {"defaults": defaults or {}, "overrides": overrides or []},
-        "options": options or {}, "targets": targets,
-    }
-    if transformations:
-        p["transformations"] = transformations
-    return p
+        # the SDK sets no refId; tests/dashboard_empty_when_healthy.txt names queries by theirs
+        t.ref_id(ref)
+    return (builder.title(title).description(description).datasource(DS)
+            # list(): a list[Builder[Dataquery]] to a type checker (lists are invariant)
+            .span(size[0]).height(size[1]).targets(list(targets)))
 
 
-def stat(title: str, description: str, targets: list[Json], size: tuple[int, int], *,
-         unit: str = "short", thresholds: Json | None = None, mappings: list[Json] | None = None,
-         names: bool = False) -> Json:
+def stat(title: str, description: str, targets: list[prom.Dataquery], size: Size, *,
+         unit: str = "short", thresholds: db.ThresholdsConfig | None = None,
+         mappings: list[dm.ValueMapping] | None = None, names: bool = False) -> st.Panel:
     colored = thresholds is not None
-    return panel("stat", title, description, targets, size, defaults={
-        "unit": unit, "mappings": mappings or [],
-        "thresholds": thresholds or steps(("text", None)),
-        "color": {"mode": "thresholds"},
-    }, options={
-        "reduceOptions": {"calcs": ["lastNotNull"], "fields": "", "values": False},
-        "colorMode": "background" if colored else "none", "graphMode": "none",
-        "textMode": "value_and_name" if names else "value", "justifyMode": "auto",
-        "orientation": "auto", "wideLayout": True, "showPercentChange": False,
-    })
+    return (panel(st.Panel(), title, description, targets, size)
+            .unit(unit).mappings(mappings or [])
+            .thresholds(thresholds or steps(("text", None)))
+            .color_scheme(color(dm.FieldColorModeId.THRESHOLDS))
+            .reduce_options(cb.ReduceDataOptions().calcs(["lastNotNull"]).fields("").values(False))
+            .color_mode(common.BigValueColorMode.BACKGROUND if colored else common.BigValueColorMode.NONE)
+            .graph_mode(common.BigValueGraphMode.NONE)
+            .text_mode(common.BigValueTextMode.VALUE_AND_NAME if names else common.BigValueTextMode.VALUE)
+            .justify_mode(common.BigValueJustifyMode.AUTO).orientation(common.VizOrientation.AUTO)
+            .wide_layout(True).show_percent_change(False))
 
 
-def timeseries(title: str, description: str, targets: list[Json], size: tuple[int, int], *,
+def timeseries(title: str, description: str, targets: list[prom.Dataquery], size: Size, *,
                unit: str = "short", bars: bool = False, stacked: bool = False,
-               threshold: float | None = None) -> Json:
-    custom: Json = {
-        "drawStyle": "bars" if bars else "line", "lineWidth": 1,
-        "fillOpacity": 80 if bars else 10, "showPoints": "never", "spanNulls": False,
-        "stacking": {"mode": "normal" if stacked else "none", "group": "A"},
-        # the alert's threshold as a dashed line, so the graph says how far from paging it is
-        "thresholdsStyle": {"mode": "off" if threshold is None else "dashed"},
-    }
-    return panel("timeseries", title, description, targets, size, defaults={
-        "unit": unit, "min": 0, "custom": custom, "color": {"mode": "palette-classic"},
-        "thresholds": steps(("green", None)) if threshold is None
-        else steps(("green", None), ("red", threshold)),
-    }, options={
-        "legend": {"displayMode": "list", "placement": "bottom", "showLegend": True},
-        "tooltip": {"mode": "multi", "sort": "desc"},
-    })
+               threshold: float | None = None) -> ts.Panel:
+    red_line = () if threshold is None else (("red", threshold),)
+    return (panel(ts.Panel(), title, description, targets, size)
+            .unit(unit).min(0)
+            .draw_style(common.GraphDrawStyle.BARS if bars else common.GraphDrawStyle.LINE)
+            .line_width(1).fill_opacity(80 if bars else 10)
+            .show_points(common.VisibilityMode.NEVER).span_nulls(False)
+            .stacking(cb.StackingConfig()
+                      .mode(common.StackingMode.NORMAL if stacked else common.StackingMode.NONE)
+                      .group("A"))
+            # the alert's threshold as a dashed line, so the graph says how far from paging it is
+            .thresholds_style(cb.GraphThresholdsStyleConfig().mode(
+                common.GraphThresholdsStyleMode.OFF if threshold is None
+                else common.GraphThresholdsStyleMode.DASHED))
+            .color_scheme(color(dm.FieldColorModeId.PALETTE_CLASSIC))
+            .thresholds(steps(("green", None), *red_line))
+            .legend(cb.VizLegendOptions().display_mode(common.LegendDisplayMode.LIST)
+                    .placement(common.LegendPlacement.BOTTOM).show_legend(True))
+            .tooltip(cb.VizTooltipOptions().mode(common.TooltipDisplayMode.MULTI)
+                     .sort(common.SortOrder.DESCENDING)))
 
 
-def table(title: str, description: str, expr: str, size: tuple[int, int], *,
-          hide: tuple[str, ...] = ("job", "instance"), value: str | None = None,
-          unit: str = "short", thresholds: Json | None = None, mappings: list[Json] | None = None,
-          overrides: list[Json] | None = None, order: tuple[str, ...] = (),
-          rename: dict[str, str] | None = None, sort_desc: bool = False) -> Json:
-    """An instant query as rows; ``value`` names the value column, else it is hidden (info).
-    ``order`` puts these columns first, in this order; ``rename`` renames label columns (data
-    links still name the label); ``sort_desc`` sorts by the value."""
+# --- data links on table columns ----------------------------------------------------------
+# SDK gap: the SDK has no type for a field's data link (it types FieldConfig.links as a
+# *dashboard* link, whose keys mean nothing on a column), so these are hand-written; the override
+# that carries them (DynamicConfigValue, matched by name) is the SDK's.
+
+ColumnLinks = tuple[str, list[Json]]  # (column, its data links)
+
+# Fleet tables link each host to its host dashboard.
+HOST_LINK: ColumnLinks = ("instance", [{
+    "title": "Open the host dashboard",
+    "url": "/d/panicwatch-host/panicwatch-host?${datasource:queryparam}"
+           "&var-job=${__data.fields.job}&var-instance=${__data.fields.instance}"
+           "&${__url_time_range}"}])
+
+# A crash title links to where kernel developers discuss it: a lore.kernel.org search for the exact
+# title, and syzbot's list of open bugs (no search URL: find the title on the page).
+TITLE_LINKS: ColumnLinks = ("title", [
+    {"title": "Search lore.kernel.org for this crash", "targetBlank": True,
+     "url": "https://lore.kernel.org/all/?q=%22${__data.fields.title:percentencode}%22"},
+    {"title": "syzbot's open upstream bugs (find the title on the page)", "targetBlank": True,
+     "url": "https://syzkaller.appspot.com/upstream"}])
+
+
+def organize(hide: tuple[str, ...], value: str | None, order: tuple[str, ...],
+             rename: dict[str, str] | None) -> dm.DataTransformerConfig:
+    """The organize transformation: which columns a table shows, named and ordered how.
+
+    SDK gap: DataTransformerConfig types only the id; the options of each transformation are
+    free-form in the SDK, so this dict is written by hand."""
     exclude = {"Time": True, "__name__": True, **dict.fromkeys(hide, True)}
     rename = dict(rename or {})
     if value is None:
         exclude["Value"] = True
     else:
         rename["Value"] = value
-    organize: Json = {"excludeByName": exclude, "renameByName": rename}
+    options: Json = {"excludeByName": exclude, "renameByName": rename}
     if order:
-        organize["indexByName"] = {name: i for i, name in enumerate(order)}
-    options: Json = {"showHeader": True, "cellHeight": "sm", "footer": {"show": False}}
+        options["indexByName"] = {name: i for i, name in enumerate(order)}
+    return dm.DataTransformerConfig(id_val="organize", options=options)
+
+
+def table(title: str, description: str, expr: str, size: Size, *,
+          hide: tuple[str, ...] = ("job", "instance"), value: str | None = None,
+          unit: str = "short", thresholds: db.ThresholdsConfig | None = None,
+          mappings: list[dm.ValueMapping] | None = None,
+          links: tuple[ColumnLinks, ...] = (), order: tuple[str, ...] = (),
+          rename: dict[str, str] | None = None, sort_desc: bool = False) -> tb.Panel:
+    """An instant query as rows; ``value`` names the value column, else it is hidden (info).
+    ``order`` puts these columns first, in this order; ``rename`` renames label columns (data
+    links still name the label); ``sort_desc`` sorts by the value."""
+    query = target(expr).format(PromQueryFormat.TABLE).instant()
+    cells: common.TableCellOptions = (
+        common.TableColoredBackgroundCellOptions() if thresholds else common.TableAutoCellOptions())
+    p = (panel(tb.Panel(), title, description, [query], size)
+         .unit(unit).mappings(mappings or [])
+         .thresholds(thresholds or steps(("text", None)))
+         .color_scheme(color(dm.FieldColorModeId.THRESHOLDS))
+         .align(common.FieldTextAlignment.AUTO).cell_options(cells)
+         .show_header(True).cell_height(common.TableCellHeight.SM)
+         .footer(cb.TableFooterOptions().show(False))
+         .transformations([organize(hide, value, order, rename)]))
+    for column, column_links in links:
+        p.override_by_name(column, [dm.DynamicConfigValue(id_val="links", value=column_links)])
     if sort_desc:
         assert value is not None
-        options["sortBy"] = [{"displayName": value, "desc": True}]
-    return panel("table", title, description, [target(expr, table=True)], size, defaults={
-        "unit": unit, "mappings": mappings or [],
-        "thresholds": thresholds or steps(("text", None)),
-        "color": {"mode": "thresholds"},
-        "custom": {"align": "auto", "cellOptions": {
-            "type": "color-background" if thresholds else "auto"}},
-    }, options=options,
-        transformations=[{"id": "organize", "options": organize}],
-        overrides=overrides or [])
+        p.sort_by([cb.TableSortByFieldState().display_name(value).desc(True)])
+    return p
 
 
-def heatmap(title: str, description: str, expr: str, size: tuple[int, int]) -> Json:
-    return panel("heatmap", title, description, [target(expr, "{{le}}", heatmap=True)], size,
-                 defaults={"custom": {"scaleDistribution": {"type": "linear"}}}, options={
-                     "calculate": False,  # Prometheus buckets, not Grafana's own
-                     "yAxis": {"unit": "s", "axisPlacement": "left"},
-                     "rowsFrame": {"layout": "auto"},
-                     "color": {"mode": "scheme", "scheme": "Oranges", "scale": "exponential",
-                               "exponent": 0.5, "steps": 64},
-                     "cellGap": 1, "filterValues": {"le": 1e-9}, "showValue": "never",
-                     "tooltip": {"mode": "single", "yHistogram": True},
-                     "legend": {"show": True},
-                 })
+def heatmap(title: str, description: str, expr: str, size: Size) -> hm.Panel:
+    query = target(expr, "{{le}}").format(PromQueryFormat.HEATMAP)
+    return (panel(hm.Panel(), title, description, [query], size)
+            .scale_distribution(cb.ScaleDistributionConfig().type(common.ScaleDistribution.LINEAR))
+            .calculate(False)  # Prometheus buckets, not Grafana's own
+            .y_axis(hm.YAxisConfig().unit("s").axis_placement(common.AxisPlacement.LEFT))
+            .rows_frame(hm.RowsHeatmapOptions().layout(common.HeatmapCellLayout.AUTO))
+            .color(hm.HeatmapColorOptions().mode(HeatmapColorMode.SCHEME).scheme("Oranges")
+                   .scale(HeatmapColorScale.EXPONENTIAL).exponent(0.5).steps(64))
+            .cell_gap(1).filter_values(hm.FilterValueRange().le(1e-9))
+            .show_value(common.VisibilityMode.NEVER)
+            .mode(common.TooltipDisplayMode.SINGLE).show_y_histogram().show_legend())
 
 
-def state_timeline(title: str, description: str, targets: list[Json], size: tuple[int, int]) -> Json:
-    return panel("state-timeline", title, description, targets, size, defaults={
-        "mappings": PASS_FAIL, "thresholds": RED_GREEN, "color": {"mode": "thresholds"},
-        "custom": {"fillOpacity": 80, "lineWidth": 0},
-    }, options={
-        "showValue": "never", "mergeValues": True, "rowHeight": 0.9, "alignValue": "left",
-        "legend": {"showLegend": False}, "tooltip": {"mode": "single"},
-    })
+def state_timeline(title: str, description: str, targets: list[prom.Dataquery],
+                   size: Size) -> stl.Panel:
+    return (panel(stl.Panel(), title, description, targets, size)
+            .mappings(PASS_FAIL).thresholds(RED_GREEN)
+            .color_scheme(color(dm.FieldColorModeId.THRESHOLDS))
+            .fill_opacity(80).line_width(0)
+            .show_value(common.VisibilityMode.NEVER).merge_values(True).row_height(0.9)
+            .align_value(common.TimelineValueAlignment.LEFT)
+            .legend(cb.VizLegendOptions().show_legend(False))
+            # the SDK's tooltip sort defaults to ascending; Grafana's (and this panel's) is none
+            .tooltip(cb.VizTooltipOptions().mode(common.TooltipDisplayMode.SINGLE)
+                     .sort(common.SortOrder.NONE)))
 
 
-def bargauge(title: str, description: str, targets: list[Json], size: tuple[int, int]) -> Json:
-    return panel("bargauge", title, description, targets, size, defaults={
-        "unit": "short", "min": 0, "thresholds": steps(("orange", None)),
-        "color": {"mode": "thresholds"},
-    }, options={
-        "reduceOptions": {"calcs": ["lastNotNull"], "fields": "", "values": False},
-        "orientation": "horizontal", "displayMode": "basic", "showUnfilled": True,
-        "valueMode": "color", "namePlacement": "auto",
-    })
+def bargauge(title: str, description: str, targets: list[prom.Dataquery], size: Size) -> bg.Panel:
+    return (panel(bg.Panel(), title, description, targets, size)
+            .unit("short").min(0).thresholds(steps(("orange", None)))
+            .color_scheme(color(dm.FieldColorModeId.THRESHOLDS))
+            .reduce_options(cb.ReduceDataOptions().calcs(["lastNotNull"]).fields("").values(False))
+            .orientation(common.VizOrientation.HORIZONTAL)
+            .display_mode(common.BarGaugeDisplayMode.BASIC).show_unfilled(True)
+            .value_mode(common.BarGaugeValueMode.COLOR)
+            .name_placement(common.BarGaugeNamePlacement.AUTO))
 
-
-# --- layout -------------------------------------------------------------------------------
-
-
-class Board:
-    """Places panels left to right and wraps, rows across the full width; numbers them."""
-
-    def __init__(self) -> None:
-        self.panels: list[Json] = []
-        self._row: Json | None = None  # a collapsed row: its panels live inside it
-        self._next_id = 1
-        self.x = self.y = self.line_height = 0
-
-    def _id(self) -> int:
-        self._next_id += 1
-        return self._next_id - 1
-
-    def row(self, title: str, *, collapsed: bool = False) -> None:
-        self._newline()
-        row: Json = {"type": "row", "title": title, "id": self._id(), "collapsed": collapsed,
-                     "datasource": DS, "gridPos": {"x": 0, "y": self.y, "w": GRID_WIDTH, "h": 1},
-                     "panels": []}
-        self.panels.append(row)
-        self._row = row if collapsed else None
-        self.y += 1
-
-    def add(self, *panels: Json) -> None:
-        for p in panels:
-            w, h = p["gridPos"]["w"], p["gridPos"]["h"]
-            if self.x + w > GRID_WIDTH:
-                self._newline()
-            p["id"] = self._id()
-            p["gridPos"] = {"x": self.x, "y": self.y, "w": w, "h": h}
-            self.x += w
-            self.line_height = max(self.line_height, h)
-            (self._row["panels"] if self._row else self.panels).append(p)
-
-    def _newline(self) -> None:
-        if self.x:
-            self.y += self.line_height
-        self.x = self.line_height = 0
-
-
-# --- variables and the dashboard shell ----------------------------------------------------
-
-
-def datasource_variable() -> Json:
-    return {"name": "datasource", "label": "Data source", "type": "datasource",
-            "query": "prometheus", "current": {}, "hide": 0, "includeAll": False, "multi": False,
-            "options": [], "refresh": 1, "regex": ""}
-
-
-def query_variable(name: str, label: str, query: str, *, multi: bool = False,
-                   all_value: str | None = None, include_all: bool = False) -> Json:
-    v: Json = {"name": name, "label": label, "type": "query", "datasource": DS,
-               "query": query, "definition": query, "current": {}, "hide": 0,
-               "includeAll": include_all or all_value is not None, "multi": multi,
-               "options": [], "refresh": 2, "regex": "", "sort": 1}
-    if all_value is not None:
-        v["allValue"] = all_value
-    return v
-
-
-JOB_QUERY = "label_values(panicwatch_build_info, job)"
-INSTANCE_QUERY = 'label_values(panicwatch_build_info{job=~"$job"}, instance)'
-
-
-def dashboard(uid: str, title: str, description: str, variables: list[Json], board: Board,
-              links: list[Json]) -> Json:
-    return {
-        "uid": uid, "title": title, "description": description, "tags": ["panicwatch"],
-        "editable": True, "graphTooltip": 1, "timezone": "browser", "refresh": "1m",
-        "time": {"from": "now-6h", "to": "now"}, "schemaVersion": SCHEMA_VERSION, "version": 1,
-        "links": links,
-        "annotations": {"list": [{
-            "builtIn": 1, "datasource": {"type": "grafana", "uid": "-- Grafana --"},
-            "enable": True, "hide": True, "iconColor": "rgba(0, 211, 255, 1)",
-            "name": "Annotations & Alerts", "type": "dashboard"}]},
-        "templating": {"list": [datasource_variable(), *variables]},
-        "panels": board.panels,
-    }
-
-
-def link(title: str, uid: str) -> Json:
-    return {"title": title, "type": "link", "icon": "dashboard", "targetBlank": False,
-            "keepTime": True, "includeVars": False, "tags": [], "asDropdown": False,
-            "url": f"/d/{uid}/{uid}?${{datasource:queryparam}}", "tooltip": ""}
-
-
-# Fleet tables link each host to its host dashboard.
-HOST_LINK: Json = {"matcher": {"id": "byName", "options": "instance"}, "properties": [{
-    "id": "links", "value": [{
-        "title": "Open the host dashboard",
-        "url": "/d/panicwatch-host/panicwatch-host?${datasource:queryparam}"
-               "&var-job=${__data.fields.job}&var-instance=${__data.fields.instance}"
-               "&${__url_time_range}"}]}]}
-
-
-# A crash title links to where kernel developers discuss it: a lore.kernel.org search for the exact
-# title, and syzbot's list of open bugs (no search URL: find the title on the page).
-TITLE_LINKS: Json = {"matcher": {"id": "byName", "options": "title"}, "properties": [{
-    "id": "links", "value": [
-        {"title": "Search lore.kernel.org for this crash", "targetBlank": True,
-         "url": "https://lore.kernel.org/all/?q=%22${__data.fields.title:percentencode}%22"},
-        {"title": "syzbot's open upstream bugs (find the title on the page)", "targetBlank": True,
-         "url": "https://syzkaller.appspot.com/upstream"}]}]}
 
 # The crash labels of vmcore_crash_info, in the order triage prints them (the culprit function,
 # then its module, empty when built in); tables show `function` as "culprit".
 CRASH_COLUMNS = ("title", "kind", "function", "module", "kernel_release")
 
 
+# --- variables, layout and the dashboard shell --------------------------------------------
+
+
+def datasource_variable() -> db.DatasourceVariable:
+    return (db.DatasourceVariable("datasource").label("Data source").type("prometheus")
+            .hide(dm.VariableHide.DONT_HIDE).multi(False).include_all(False).regex(""))
+
+
+def query_variable(name: str, label: str, query: str, *, multi: bool = False,
+                   all_value: str | None = None, include_all: bool = False) -> db.QueryVariable:
+    v = (db.QueryVariable(name).label(label).datasource(DS).query(query)
+         .hide(dm.VariableHide.DONT_HIDE).include_all(include_all or all_value is not None)
+         .multi(multi).options([]).refresh(dm.VariableRefresh.ON_TIME_RANGE_CHANGED).regex("")
+         .sort(dm.VariableSort.ALPHABETICAL_ASC))
+    return v if all_value is None else v.all_value(all_value)
+
+
+JOB_QUERY = "label_values(panicwatch_build_info, job)"
+INSTANCE_QUERY = 'label_values(panicwatch_build_info{job=~"$job"}, instance)'
+
+
+def link(title: str, uid: str) -> db.DashboardLink:
+    return (db.DashboardLink(title).type(dm.DashboardLinkType.LINK).icon("dashboard")
+            .target_blank(False).keep_time(True).include_vars(False).tags([]).as_dropdown(False)
+            .url(f"/d/{uid}/{uid}?${{datasource:queryparam}}").tooltip(""))
+
+
+def dashboard(uid: str, title: str, description: str, variables: list[db.QueryVariable],
+              links: list[db.DashboardLink]) -> db.Dashboard:
+    """Everything but the panels, which section() and collapsed_section() add."""
+    return (db.Dashboard(title).uid(uid).description(description).tags(["panicwatch"])
+            .editable().tooltip(dm.DashboardCursorSync.CROSSHAIR).timezone("browser")
+            .refresh("1m").time("now-6h", "now").version(1).links(list(links))
+            .annotation(db.AnnotationQuery().built_in(1)
+                        .datasource(dm.DataSourceRef(type_val="grafana", uid="-- Grafana --"))
+                        .enable(True).hide(True).icon_color("rgba(0, 211, 255, 1)")
+                        .name("Annotations & Alerts").type("dashboard"))
+            .variables([datasource_variable(), *variables]))
+
+
+def section(board: db.Dashboard, title: str, *panels: PanelBuilder) -> None:
+    """An open row followed by its panels, placed left to right by the SDK, which starts a new
+    line when one is full: each line of panels must add up to the grid's width (24), or the SDK
+    lets a panel run past the edge (the layout test catches it)."""
+    board.with_row(db.Row(title).datasource(DS))
+    for p in panels:
+        board.with_panel(p)
+
+
+def collapsed_section(board: db.Dashboard, title: str, *panels: PanelBuilder) -> None:
+    """A collapsed row holding its panels (Grafana drops panels inside an open row); the SDK
+    lays them out below the row, for when it opens."""
+    row = db.Row(title).datasource(DS)
+    for p in panels:
+        row.with_panel(p)  # also marks the row collapsed
+    board.with_row(row)
+
+
+def all_panels(panels: list[dm.Panel | dm.RowPanel]) -> Iterator[dm.Panel | dm.RowPanel]:
+    for p in panels:
+        yield p
+        if isinstance(p, dm.RowPanel):
+            yield from p.panels
+
+
+def finish(board: db.Dashboard) -> dm.Dashboard:
+    """The built dashboard, with what the SDK does not set."""
+    built = board.build()
+    # SDK gap: the 10.4 SDK's Dashboard builder has no schemaVersion setter and its model
+    # defaults to 36, which would have Grafana run migrations meant for older files.
+    built.schema_version = SCHEMA_VERSION
+    # SDK gap: the SDK sets no panel ids. Grafana would number them on load, but fixed ones keep
+    # the checked-in file and viewPanel= links stable: reading order, a collapsed row's panels
+    # right after the row.
+    for n, p in enumerate(all_panels(built.panels or []), start=1):
+        p.id_val = n
+    return built
+
+
 # --- the host dashboard -------------------------------------------------------------------
 
 
-def host() -> Json:
-    b = Board()
+def host() -> dm.Dashboard:
+    b = dashboard("panicwatch-host", "panicwatch / host",
+                  "One host: will the next panic leave a dump, and is NFS sliding toward a lockup?",
+                  [query_variable("job", "Job", JOB_QUERY),
+                   query_variable("instance", "Host", INSTANCE_QUERY),
+                   query_variable("mountpoint", "Mount point",
+                                  f"label_values(panicwatch_nfs_mount_info{{{HOST}}}, mountpoint)",
+                                  multi=True, all_value=".*")],
+                  [link("Fleet", "panicwatch-fleet")])
 
-    b.row("Panic readiness")
-    b.add(
+    section(b, "Panic readiness",
         stat("Panic ready", "1 when no critical readiness check fails: a panic now would leave a "
              "vmcore. When red, run `panicwatch check` on the host: it prints the fix for each "
              "failed check.", [target(sel("panicwatch_panic_ready"), "panic ready")], (4, 5),
@@ -351,8 +401,7 @@ def host() -> Json:
                        [target(sel("panicwatch_readiness_check"), "{{check}}")], (24, 7)),
     )
 
-    b.row("kdump and crash dumps")
-    b.add(
+    section(b, "kdump and crash dumps",
         stat("Crash kernel loaded", "Whether a crash kernel is loaded (or fadump registered). "
              "If NO: `systemctl restart kdump` (kdump-tools on Debian/Ubuntu) and read its log; "
              "KdumpNotArmed pages after 10 minutes.",
@@ -402,11 +451,10 @@ def host() -> Json:
               f"{sel('panicwatch_vmcore_crash_info')}\n"
               f"or on(instance, job)\n{sel('panicwatch_last_panic_info')}",
               (24, 4), order=(*CRASH_COLUMNS, "reason", "dump"), rename={"function": "culprit"},
-              overrides=[TITLE_LINKS]),
+              links=(TITLE_LINKS,)),
     )
 
-    b.row("Kernel: panic settings, lockups, stalls")
-    b.add(
+    section(b, "Kernel: panic settings, lockups, stalls",
         table("Panic sysctls", "kernel.* panic settings. For a lockup or hung task to leave a "
               "dump, softlockup_panic, hung_task_panic (with hung_task_timeout_secs > 0), "
               "hardlockup_panic and nmi_watchdog should be 1: set them in /etc/sysctl.d/.",
@@ -436,8 +484,7 @@ def host() -> Json:
                    (9, 7), unit="s", threshold=0.5),
     )
 
-    b.row("NFS mounts ($mountpoint)")
-    b.add(
+    section(b, "NFS mounts ($mountpoint)",
         table("NFS mounts", "The NFS mounts of this host, from mountstats.",
               sel("panicwatch_nfs_mount_info", MOUNT), (24, 5)),
         timeseries("Operations per second", "Completed NFS operations per mount and operation "
@@ -485,8 +532,7 @@ def host() -> Json:
                    (12, 8)),
     )
 
-    b.row("NFS canary ($mountpoint)")
-    b.add(
+    section(b, "NFS canary ($mountpoint)",
         timeseries("Canary probe in flight", "Age of the statvfs probe still waiting on each "
                    "mount (0 when none): it grows while the mount does not answer. "
                    "NFSMountStalled pages past 60 s; then look at stuck RPCs and TCP below.",
@@ -507,8 +553,7 @@ def host() -> Json:
                            "{{mountpoint}} {{error}}")], (6, 8), bars=True),
     )
 
-    b.row("RPC tasks and blocked tasks")
-    b.add(
+    section(b, "RPC tasks and blocked tasks",
         timeseries("RPC tasks per server", "RPC tasks in flight, stuck (older than "
                    "--collector.rpc.stuck-threshold) and past a major timeout, from debugfs sunrpc (root "
                    "only). Stuck tasks: the server or the path to it is not answering.",
@@ -534,8 +579,7 @@ def host() -> Json:
                    unit="s", threshold=120),
     )
 
-    b.row("NFS servers: TCP and kernel log")
-    b.add(
+    section(b, "NFS servers: TCP and kernel log",
         timeseries("Last receive age", "Seconds since any socket to the server received "
                    "data. It grows while the server does not answer; with a send queue that "
                    "does not drain, the network or the server is gone.",
@@ -565,8 +609,7 @@ def host() -> Json:
                            "{{event}} {{server}}")], (10, 8), bars=True),
     )
 
-    b.row("Exporter", collapsed=True)
-    b.add(
+    collapsed_section(b, "Exporter",
         stat("Collector success", "Whether each collector read everything it needed. A "
              "failure keeps what could be read; the exporter's log says why (once per change).",
              [target(sel("panicwatch_collector_success"), "{{collector}}")], (12, 6),
@@ -588,17 +631,7 @@ def host() -> Json:
              names=True),
         table("Build", "panicwatch and Python versions.", sel("panicwatch_build_info"), (10, 4)),
     )
-
-    variables = [
-        query_variable("job", "Job", JOB_QUERY),
-        query_variable("instance", "Host", INSTANCE_QUERY),
-        query_variable("mountpoint", "Mount point",
-                       f"label_values(panicwatch_nfs_mount_info{{{HOST}}}, mountpoint)",
-                       multi=True, all_value=".*"),
-    ]
-    return dashboard("panicwatch-host", "panicwatch / host",
-                     "One host: will the next panic leave a dump, and is NFS sliding toward a "
-                     "lockup?", variables, b, [link("Fleet", "panicwatch-fleet")])
+    return finish(b)
 
 
 # --- the fleet dashboard ------------------------------------------------------------------
@@ -607,12 +640,16 @@ FLEET = HOST  # the same matchers; here $job and $instance hold several values
 JOB = 'job=~"$job"'  # recording rules aggregate the instance away
 
 
-def fleet() -> Json:
-    b = Board()
+def fleet() -> dm.Dashboard:
+    b = dashboard("panicwatch-fleet", "panicwatch / fleet",
+                  "Every host: which are not armed for a panic, which have dumps waiting, "
+                  "and which NFS mounts and servers are in trouble.",
+                  [query_variable("job", "Job", JOB_QUERY, multi=True, include_all=True),
+                   query_variable("instance", "Host", INSTANCE_QUERY, multi=True, all_value=".*")],
+                  [link("Host", "panicwatch-host")])
     alert_regex = "|".join(ALERT_NAMES)
 
-    b.row("Overview")
-    b.add(
+    section(b, "Overview",
         stat("Hosts not armed", "Hosts with no crash kernel loaded: a panic there leaves no "
              "dump. Open the host from the readiness table below.",
              [target(f"count({sel('panicwatch_kdump_loaded', FLEET)} == 0) or vector(0)",
@@ -638,12 +675,11 @@ def fleet() -> Json:
              thresholds=GREEN_RED),
     )
 
-    b.row("Panic readiness")
-    b.add(
+    section(b, "Panic readiness",
         table("Hosts failing readiness checks", "Every failing check on every host. Run "
               "`panicwatch check` on the host for the fix; the instance links to its dashboard.",
               f"{sel('panicwatch_readiness_check', FLEET)} == 0", (12, 8), hide=(),
-              overrides=[HOST_LINK]),
+              links=(HOST_LINK,)),
         bargauge("Failing hosts per check", "How many hosts fail each check: one check failing "
                  "on many hosts is a configuration problem, not a host problem.",
                  [target(f"count by (check) ({sel('panicwatch_readiness_check', FLEET)} == 0)",
@@ -652,7 +688,7 @@ def fleet() -> Json:
               "reason, kind, crash title and kernel release. Lockups and hung tasks on NFS "
               "clients: compare with the NFS rows; `panicwatch triage` on the host names the "
               "crash in every dump.",
-              sel("panicwatch_last_panic_info", FLEET), (16, 8), hide=(), overrides=[HOST_LINK]),
+              sel("panicwatch_last_panic_info", FLEET), (16, 8), hide=(), links=(HOST_LINK,)),
         timeseries("Fraction armed over time", "panicwatch:hosts_armed:ratio per job: a dip "
                    "after a kernel roll-out means kdump did not come back.",
                    [target(sel("panicwatch:hosts_armed:ratio", JOB), "{{job}}")], (8, 8),
@@ -660,8 +696,7 @@ def fleet() -> Json:
     )
 
     crashes = sel("panicwatch_vmcore_crash_info", FLEET + ', title!=""')
-    b.row("Crashes")
-    b.add(
+    section(b, "Crashes",
         table("Crashes by title and kernel", "Each crash (as kernel developers title it) and "
               "kernel release, with the number of hosts that held a dump of it during the "
               "dashboard's time range. The same title on several hosts is a kernel bug, not bad "
@@ -673,7 +708,7 @@ def fleet() -> Json:
               f"  count by (title, kernel_release, instance) (last_over_time({crashes}[$__range]))"
               "\n)", (10, 8), hide=(), value="hosts",
               thresholds=steps(("text", None), ("orange", 2), ("red", 3)),
-              order=("title", "kernel_release"), sort_desc=True, overrides=[TITLE_LINKS]),
+              order=("title", "kernel_release"), sort_desc=True, links=(TITLE_LINKS,)),
         table("Hosts by crash", "Every host that held a dump of each crash during the time "
               "range, with its culprit and when the newest such dump was captured. Click the "
               "title to search lore.kernel.org; run `panicwatch triage` on the host (the instance "
@@ -685,22 +720,21 @@ def fleet() -> Json:
               f"  last_over_time({sel('panicwatch_vmcore_timestamp_seconds', FLEET)}[$__range])\n"
               ") * 1000", (14, 8), hide=(), value="newest capture", unit="dateTimeFromNow",
               order=("instance", *CRASH_COLUMNS, "job"), rename={"function": "culprit"},
-              sort_desc=True, overrides=[HOST_LINK, TITLE_LINKS]),
+              sort_desc=True, links=(HOST_LINK, TITLE_LINKS)),
     )
 
-    b.row("NFS")
-    b.add(
+    section(b, "NFS",
         table("Worst mounts by probe in flight", "Mounts whose canary probe has waited "
               "longest now (0: answering). Over 60 s is a stalled mount.",
               f"topk(10, {sel('panicwatch_canary_probe_inflight_seconds', FLEET)})", (8, 8),
               hide=(), value="in flight", unit="s",
-              thresholds=steps(("green", None), ("orange", 5), ("red", 60)), overrides=[HOST_LINK]),
+              thresholds=steps(("green", None), ("orange", 5), ("red", 60)), links=(HOST_LINK,)),
         table("Worst mounts by RTT", "Mounts with the highest average round-trip time of any "
               "operation over 5 minutes (panicwatch:nfs_op_rtt_seconds:avg_rate5m).",
               "topk(10, max by (job, instance, mountpoint) "
               f"({sel('panicwatch:nfs_op_rtt_seconds:avg_rate5m', FLEET)}))", (8, 8), hide=(),
               value="RTT", unit="s", thresholds=steps(("green", None), ("orange", 0.1), ("red", 0.5)),
-              overrides=[HOST_LINK]),
+              links=(HOST_LINK,)),
         table("Worst servers by RTT", "NFS servers and operations by the worst client's "
               "average RTT over 5 minutes (panicwatch:nfs_server_op_rtt_seconds:max_avg_rate5m; "
               "server from the mount's device name). A server slow for every client: look at "
@@ -711,44 +745,38 @@ def fleet() -> Json:
         table("Stuck RPC tasks", "Hosts with RPC tasks in flight longer than "
               "--collector.rpc.stuck-threshold, per server.",
               f"{sel('panicwatch_rpc_tasks_stuck', FLEET)} > 0", (12, 6), hide=(), value="stuck",
-              overrides=[HOST_LINK]),
+              links=(HOST_LINK,)),
         table("Servers not responding", "Servers a client's kernel reported `not responding` "
               "with no `OK` since.", sel("panicwatch_nfs_servers_not_responding", FLEET), (12, 6),
-              hide=(), overrides=[HOST_LINK]),
+              hide=(), links=(HOST_LINK,)),
     )
 
-    b.row("Alerts and exporters")
-    b.add(
+    section(b, "Alerts and exporters",
         table("Firing panicwatch alerts", "panicwatch alerts firing now (ALERTS from "
               "Prometheus); each has a runbook in docs/runbooks.md.",
               f'ALERTS{{alertstate="firing", alertname=~"{alert_regex}"}}', (24, 8),
-              hide=("alertstate",), overrides=[HOST_LINK]),
+              hide=("alertstate",), links=(HOST_LINK,)),
         table("Exporters", "Scrape health of every panicwatch target.", sel("up", FLEET), (12, 8),
               hide=(), value="up", thresholds=RED_GREEN,
-              mappings=mapping((0, "DOWN", "red"), (1, "UP", "green")), overrides=[HOST_LINK]),
+              mappings=mapping((0, "DOWN", "red"), (1, "UP", "green")), links=(HOST_LINK,)),
         table("Failing collectors", "Collectors that could not read everything; the host's "
               "exporter log says why.", f"{sel('panicwatch_collector_success', FLEET)} == 0",
-              (12, 8), hide=(), overrides=[HOST_LINK]),
+              (12, 8), hide=(), links=(HOST_LINK,)),
     )
-
-    variables = [
-        query_variable("job", "Job", JOB_QUERY, multi=True, include_all=True),
-        query_variable("instance", "Host", INSTANCE_QUERY, multi=True, all_value=".*"),
-    ]
-    return dashboard("panicwatch-fleet", "panicwatch / fleet",
-                     "Every host: which are not armed for a panic, which have dumps waiting, "
-                     "and which NFS mounts and servers are in trouble.",
-                     variables, b, [link("Host", "panicwatch-host")])
+    return finish(b)
 
 
-DASHBOARDS: dict[str, Callable[[], Json]] = {
+DASHBOARDS: dict[str, Callable[[], dm.Dashboard]] = {
     "panicwatch-host.json": host,
     "panicwatch-fleet.json": fleet,
 }
 
 
-def render(board: Json) -> str:
-    return json.dumps(board, indent=2, ensure_ascii=False) + "\n"
+def render(board: dm.Dashboard) -> str:
+    """The SDK's JSON, uid and title first so that the file says at its top which dashboard it is."""
+    fields = board.to_json()
+    ordered = {"uid": fields.pop("uid"), "title": fields.pop("title"), **fields}
+    return json.dumps(ordered, cls=JSONEncoder, indent=2, ensure_ascii=False) + "\n"
 
 
 def generate() -> dict[str, str]:
