@@ -84,9 +84,11 @@ class Verified:
         return self.returncode == 0 and not self.output.strip()
 
 
-def verify_unit(text: str, tmp_path: Path, executable: bool = True) -> Verified:
-    """`systemd-analyze verify` of the unit installed as the README says, in a root that has
-    the host's own units (so After=/WantedBy= resolve) and the console script when asked."""
+def verify_unit(text: str, tmp_path: Path, executable: bool = True, *,
+                name: str = "panicwatch.service", others: dict[str, str] | None = None) -> Verified:
+    """`systemd-analyze verify` of the unit (and ``others``: name -> text, verified with it)
+    installed as the README says, in a root that has the host's own units (so After=/WantedBy=
+    resolve) and the console script when asked."""
     analyze = tool("systemd-analyze")
     host_units = next((d for d in (Path("/usr/lib/systemd/system"), Path("/lib/systemd/system"))
                        if d.is_dir()), None)
@@ -94,16 +96,17 @@ def verify_unit(text: str, tmp_path: Path, executable: bool = True) -> Verified:
         pytest.skip("no systemd unit directory on this host")
     root = tmp_path / "root"
     shutil.copytree(host_units, root / "usr/lib/systemd/system", symlinks=True)
-    installed = root / "etc/systemd/system/panicwatch.service"
-    installed.parent.mkdir(parents=True)
-    installed.write_text(text)
+    units = {name: text, **(others or {})}
+    (root / "etc/systemd/system").mkdir(parents=True)
+    for unit, unit_text in units.items():
+        (root / "etc/systemd/system" / unit).write_text(unit_text)
     if executable:
         binary = root / "usr/local/bin/panicwatch"
         binary.parent.mkdir(parents=True)
         binary.write_text("#!/bin/sh\n")
         binary.chmod(0o755)
     done = subprocess.run([analyze, "verify", f"--root={root}",
-                           "/etc/systemd/system/panicwatch.service"],
+                           *(f"/etc/systemd/system/{unit}" for unit in units)],
                           capture_output=True, text=True, timeout=120)
     return Verified(done.returncode, done.stdout + done.stderr)
 

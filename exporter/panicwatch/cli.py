@@ -16,7 +16,9 @@ from panicwatch.settings import ALL_COMMANDS, DEPRECATED, Settings, flag_of, not
 
 COMMANDS = {
     "serve": "Run the exporter: /metrics, /healthz and a landing page at /.",
-    "metrics": "Collect once and print the metrics in the Prometheus text format.",
+    "metrics": "Collect once and print the metrics in the Prometheus text format, or write them "
+               "atomically to --output FILE for node_exporter's textfile collector "
+               "(exit 0 written, 2 could not write).",
     "check": "Report panic readiness with the fix for every failed check, and the health of "
              "every NFS mount (exit 0 ready, 1 a critical check failed, 2 could not run, "
              "3 an NFS mount is stalled).",
@@ -155,14 +157,28 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         return run_triage(settings, args.paths)
     if args.command == "metrics":
-        from panicwatch.collectors.registry import build_registry
-        from panicwatch.exposition import render
+        return run_metrics(settings)
+    return run_check(settings)
 
-        for chunk in render(build_registry(settings)):
+
+def run_metrics(settings: Settings) -> int:
+    from panicwatch.collectors.registry import build_registry
+    from panicwatch.exposition import render
+    from panicwatch.textfile import write_atomically
+
+    page = render(build_registry(settings))
+    if settings.metrics_output is None:
+        for chunk in page:
             sys.stdout.buffer.write(chunk)
         sys.stdout.flush()
         return 0
-    return run_check(settings)
+    try:
+        write_atomically(settings.metrics_output, page)
+    except OSError as e:
+        print(f"panicwatch metrics: cannot write {settings.metrics_output}: {e.strerror or e}",
+              file=sys.stderr)
+        return 2
+    return 0
 
 
 def run_check(settings: Settings) -> int:

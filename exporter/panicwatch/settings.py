@@ -205,6 +205,10 @@ class Settings(BaseSettings):
         False, "force", "Accept a --duration above --max-duration.", ("stress",))
     stress_op: Literal["stat", "open", "statvfs", "readdir"] = option(
         "stat", "op", "What each worker does to every path it walks.", ("stress",))
+    metrics_output: Path | None = option(
+        None, "output",
+        "Write the page to this file instead of stdout, atomically (a temporary file beside it, "
+        "then a rename), for node_exporter's textfile collector: name it *.prom.", ("metrics",))
     check_timeout: float = option(
         5.0, "check.timeout",
         "Seconds each NFS mount (and --collector.canary.path) has to answer a statvfs before it "
