@@ -22,7 +22,7 @@ from panicwatch.readiness.nfs import (
     assess_nfs,
     judge,
 )
-from panicwatch.readiness.probe import ProbeResult, probe_all
+from panicwatch.readiness.probe import ProbeResult, ProbeRun, probe_all
 from panicwatch.readiness.report import nfs_text
 from test_cli import run
 
@@ -93,6 +93,13 @@ def test_probe_all_reports_times_and_errno_names(tmp_path):
     assert results[0].error is None and results[0].seconds is not None and results[0].seconds < 1
     assert results[1].error == "ENOENT"
     assert probe_all([], timeout=1.0) == []
+
+
+def test_answers_in_before_a_late_wait_still_count(tmp_path):
+    run = ProbeRun([tmp_path], timeout=0.05)
+    time.sleep(0.3)  # the caller was busy (the readiness checks) past the deadline
+    [result] = run.wait()
+    assert not result.timed_out and result.error is None
 
 
 def reading_of(root: Path, **kwargs) -> object:

@@ -184,23 +184,29 @@ def run_metrics(settings: Settings) -> int:
 def run_check(settings: Settings) -> int:
     from panicwatch.collectors.registry import host_of
     from panicwatch.readiness.checks import assess
-    from panicwatch.readiness.nfs import assess_nfs
+    from panicwatch.readiness.nfs import NfsCheck
     from panicwatch.readiness.report import as_json, as_text
 
     host = host_of(settings)
+    nfs_check = None
     try:
+        # the NFS probes first: their deadline runs while readiness is assessed
+        nfs_check = NfsCheck(host, pid=settings.collector_nfs_mountstats_pid,
+                             extra=[str(p) for p in settings.collector_canary_path],
+                             timeout=settings.check_timeout)
         report = assess(host, settings.collector_kdump_min_free_ratio)
+        if not report.complete:
+            print("panicwatch check: could not run: " + "; ".join(report.problems or ["no input"]),
+                  file=sys.stderr)
+            return 2
+        nfs = nfs_check.finish()
     except Exception as e:  # a report that cannot be made is exit 2, not a traceback
         logging.getLogger("panicwatch").debug("check failed", exc_info=True)
         print(f"panicwatch check: could not run: {type(e).__name__}: {e}", file=sys.stderr)
         return 2
-    if not report.complete:
-        print("panicwatch check: could not run: " + "; ".join(report.problems or ["no input"]),
-              file=sys.stderr)
-        return 2
-    nfs = assess_nfs(host, pid=settings.collector_nfs_mountstats_pid,
-                     extra=[str(p) for p in settings.collector_canary_path],
-                     timeout=settings.check_timeout)
+    finally:
+        if nfs_check is not None:
+            nfs_check.cancel()  # probes still out when leaving early; nothing after finish
     if settings.format == "json":
         sys.stdout.write(as_json(report, nfs))
     else:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
+from typing import Any
 
 from panicwatch.background.kernel_log import KmsgWatcher
 from panicwatch.host import KMSG, Host
@@ -20,7 +21,7 @@ from panicwatch.parsers.mountinfo import Mount, nfs_server
 from panicwatch.parsers.mountstats import NFS_FSTYPES, NfsMount, split_device
 from panicwatch.parsers.sunrpc import RpcTask
 from panicwatch.reader import HostReader
-from panicwatch.readiness.probe import ProbeResult, probe_all
+from panicwatch.readiness.probe import ProbeResult, ProbeRun
 from panicwatch.snapshots.mounts import read_mounts
 from panicwatch.snapshots.nfs import read_mountstats
 from panicwatch.snapshots.rpc import DebugfsUnavailable, read_rpc_clients
@@ -166,53 +167,71 @@ def _read_counters(host: Host, pid: str, problems: list[str]) -> _Read:
     return read
 
 
-def assess_nfs(host: Host, *, pid: str, extra: Sequence[str], timeout: float,
-               clock: Callable[[], float] = time.monotonic,
-               sleep: Callable[[float], None] = time.sleep) -> NfsReport:
-    problems: list[str] = []
-    mounts = targets(HostReader(host).snapshot(read_mounts) or [], extra)
-    if not mounts:
-        return NfsReport([], timeout, 0.0, None, None, None)
-    window = min(WINDOW, timeout)
-    start = clock()
-    first = _read_counters(host, pid, problems)
-    probes = probe_all([host.root(m.path) for m in mounts], timeout)
-    sleep(max(0.0, start + window - clock()))
-    second = _read_counters(host, pid, problems)
-    elapsed = clock() - start
-    tracker = TaskTracker()
-    tracker.update(start, first.tasks)
-    aged = tracker.update(start + elapsed, second.tasks, retain_clients=second.unreadable)
+class NfsCheck:
+    """Started before the readiness checks and finished after them, so the probes' deadline
+    runs while everything else is read: the command ends about ``timeout`` after it began."""
 
-    watcher = KmsgWatcher(host.root(KMSG), retry_interval=None)
-    kernel_log_error = watcher.replay_buffer()
-    not_responding = watcher.snapshot().not_responding
+    def __init__(self, host: Host, *, pid: str, extra: Sequence[str], timeout: float,
+                 clock: Callable[[], float] = time.monotonic,
+                 sleep: Callable[[float], None] = time.sleep) -> None:
+        self.host, self.pid, self.timeout = host, pid, timeout
+        self.clock, self.sleep = clock, sleep
+        self.problems: list[str] = []
+        self.mounts = targets(HostReader(host).snapshot(read_mounts) or [], extra)
+        self.start = clock()
+        self.first = _read_counters(host, pid, self.problems)
+        self.probes = ProbeRun([host.root(m.path) for m in self.mounts], timeout)
 
-    endpoints = {m.address for m in mounts if m.address is not None}
-    tcp: dict[Endpoint, dict[str, int]] = {}
-    tcp_error = None
-    if endpoints:
-        try:
-            tcp = {e: h.states for e, h in read_tcp_health(endpoints, timeout=TCP_TIMEOUT).items()}
-        except SockDiagError as e:
-            tcp_error = f"inet_diag: {e}"
+    def cancel(self) -> None:
+        """Kill the probes still out (the command is leaving without a report)."""
+        self.probes.cancel()
 
-    judged = []
-    for m, probe in zip(mounts, probes, strict=True):
-        m = replace(m, probe=probe)
-        if m.address is not None:
-            address = m.address[0]
-            clients = {c for c, a in second.servers.items() if a == address}
-            in_flight = [t for t in aged if t.task.client_id in clients]
-            before, after = first.counters.get(m.path), second.counters.get(m.path)
-            m = replace(
-                m,
-                rpc_in_flight=None if second.rpc_error else len(in_flight),
-                rpc_stuck=None if second.rpc_error else sum(
-                    1 for t in in_flight if t.age_seconds >= elapsed),
-                change=after - before if before and after else None,
-                not_responding_since=not_responding.get(m.server),
-                tcp_states=None if tcp_error else tcp.get(m.address, {}))
-        judged.append(judge(m, timeout, round(elapsed)))
-    return NfsReport(judged, timeout, elapsed, second.rpc_error, kernel_log_error, tcp_error,
-                     problems)
+    def finish(self) -> NfsReport:
+        if not self.mounts:
+            return NfsReport([], self.timeout, 0.0, None, None, None)
+        watcher = KmsgWatcher(self.host.root(KMSG), retry_interval=None)
+        kernel_log_error = watcher.replay_buffer()
+        not_responding = watcher.snapshot().not_responding
+        watcher.stop()  # never started: this closes its wake-up pipe
+        tcp, tcp_error = _tcp_states({m.address for m in self.mounts if m.address is not None})
+
+        self.sleep(max(0.0, self.start + min(WINDOW, self.timeout) - self.clock()))
+        second = _read_counters(self.host, self.pid, self.problems)
+        elapsed = self.clock() - self.start
+        probes = self.probes.wait()
+        tracker = TaskTracker()
+        tracker.update(self.start, self.first.tasks)
+        aged = tracker.update(self.start + elapsed, second.tasks, retain_clients=second.unreadable)
+
+        judged = []
+        for m, probe in zip(self.mounts, probes, strict=True):
+            m = replace(m, probe=probe)
+            if m.address is not None:
+                clients = {c for c, a in second.servers.items() if a == m.address[0]}
+                in_flight = [t for t in aged if t.task.client_id in clients]
+                before, after = self.first.counters.get(m.path), second.counters.get(m.path)
+                m = replace(
+                    m,
+                    rpc_in_flight=None if second.rpc_error else len(in_flight),
+                    rpc_stuck=None if second.rpc_error else sum(
+                        1 for t in in_flight if t.age_seconds >= elapsed),
+                    change=after - before if before is not None and after is not None else None,
+                    not_responding_since=not_responding.get(m.server),
+                    tcp_states=None if tcp_error else tcp.get(m.address, {}))
+            judged.append(judge(m, self.timeout, round(elapsed)))
+        return NfsReport(judged, self.timeout, elapsed, second.rpc_error, kernel_log_error,
+                         tcp_error, self.problems)
+
+
+def _tcp_states(endpoints: set[Endpoint]) -> tuple[dict[Endpoint, dict[str, int]], str | None]:
+    if not endpoints:
+        return {}, None
+    try:
+        return {e: h.states for e, h in read_tcp_health(endpoints, timeout=TCP_TIMEOUT).items()}, None
+    except SockDiagError as e:
+        return {}, f"inet_diag: {e}"
+
+
+def assess_nfs(host: Host, **kwargs: Any) -> NfsReport:
+    """Start and finish at once (NfsCheck's arguments)."""
+    return NfsCheck(host, **kwargs).finish()

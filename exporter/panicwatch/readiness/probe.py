@@ -48,42 +48,60 @@ def _child(path: Path, write_end: int) -> None:
     os.write(write_end, _RESULT.pack(time.monotonic() - start, code))
 
 
+class ProbeRun:
+    """The probes of every path, started at once (a fork each) and collected by ``wait``,
+    which returns by the deadline counted from the start: work done in between is free."""
+
+    def __init__(self, paths: Sequence[Path], timeout: float) -> None:
+        self.deadline = time.monotonic() + timeout
+        self._children: dict[int, tuple[int, int]] = {}  # read end -> (index, pid)
+        self._count = len(paths)
+        for index, path in enumerate(paths):
+            read_end, write_end = os.pipe2(os.O_CLOEXEC)
+            pid = os.fork()
+            if pid == 0:  # pragma: no cover (the child; coverage cannot follow it)
+                try:
+                    os.close(read_end)
+                    _child(path, write_end)
+                finally:
+                    os._exit(0)
+            os.close(write_end)
+            self._children[read_end] = (index, pid)
+
+    def wait(self) -> list[ProbeResult]:
+        results: list[ProbeResult | None] = [None] * self._count
+        poller = select.poll()
+        for read_end in self._children:
+            poller.register(read_end, select.POLLIN | select.POLLHUP)
+        pending = dict(self._children)
+        while pending:
+            # answers already in are taken even past the deadline: the caller may come late
+            ready = poller.poll(max(0.0, self.deadline - time.monotonic()) * 1000)
+            if not ready:
+                break
+            for read_end, _ in ready:
+                index, pid = pending.pop(read_end)
+                poller.unregister(read_end)
+                results[index] = _read_result(read_end)
+                os.close(read_end)
+                _reap(pid, wait=True)
+        self._children = pending
+        self.cancel()
+        return [r if r is not None else ProbeResult(None) for r in results]
+
+    def cancel(self) -> None:
+        """Kill the probes still out; nothing after ``wait``."""
+        for read_end, (_, pid) in self._children.items():
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+            _reap(pid, wait=False)
+            os.close(read_end)
+        self._children = {}
+
+
 def probe_all(paths: Sequence[Path], timeout: float) -> list[ProbeResult]:
     """statvfs every path, in parallel; returns within ``timeout`` (and a fork per path)."""
-    deadline = time.monotonic() + timeout
-    children: dict[int, tuple[int, int]] = {}  # read end -> (index, pid)
-    results: list[ProbeResult | None] = [None] * len(paths)
-    for index, path in enumerate(paths):
-        read_end, write_end = os.pipe2(os.O_CLOEXEC)
-        pid = os.fork()
-        if pid == 0:  # pragma: no cover (the child; coverage cannot follow it)
-            try:
-                os.close(read_end)
-                _child(path, write_end)
-            finally:
-                os._exit(0)
-        os.close(write_end)
-        children[read_end] = (index, pid)
-    poller = select.poll()
-    for read_end in children:
-        poller.register(read_end, select.POLLIN | select.POLLHUP)
-    pending = dict(children)
-    while pending:
-        left = deadline - time.monotonic()
-        if left <= 0:
-            break
-        for read_end, _ in poller.poll(left * 1000):
-            index, pid = pending.pop(read_end)
-            poller.unregister(read_end)
-            results[index] = _read_result(read_end)
-            _reap(pid, wait=True)
-    for _, pid in pending.values():
-        with contextlib.suppress(ProcessLookupError):
-            os.kill(pid, signal.SIGKILL)
-        _reap(pid, wait=False)
-    for read_end in children:
-        os.close(read_end)
-    return [r if r is not None else ProbeResult(None) for r in results]
+    return ProbeRun(paths, timeout).wait()
 
 
 def _read_result(read_end: int) -> ProbeResult:
