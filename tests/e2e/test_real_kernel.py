@@ -58,6 +58,8 @@ PANIC_TIMEOUT_S = 900  # panic, capture kernel boot, makedumpfile, reboot (QEMU 
 STALL_TIMEOUT_S = 420
 RECOVERY_TIMEOUT_S = 300
 STALL_ALERT_INFLIGHT_S = 60  # NFSMountStalled: panicwatch_canary_probe_inflight_seconds > 60
+CHECK_TIMEOUT_S = 3
+CHECK_SLACK_S = 3  # the readiness checks, the reads and the forks, slowed down by TCG
 SCRAPE_LIMIT_S = 1.0  # the bound for a scrape during the stall (see scrape_limit)
 
 
@@ -560,6 +562,11 @@ def test_stall(run: Run, boot1: vm.Guest) -> None:
             time.sleep(3)
         run.timings["scenario4_stall_detected"] = time.monotonic() - start
         run.notes["stall_state"] = state
+        startup = boot1.sh(f"{PANICWATCH} --version", 60).check().seconds
+        checked = run.check("--check.timeout", str(CHECK_TIMEOUT_S), "--format", "json")
+        # still stalled: the probes it killed leave anyway, since NFS waits are killable
+        boot1.wait_for("check's killed probes are gone", lambda: boot1.sh(
+            "pgrep -f '[p]anicwatch check' || true", 30).stdout.split() == [], 30, 1)
         stall_window = math.ceil(time.time() - prom_start)
         prom_max = run.query(f"max_over_time(scrape_duration_seconds{{job='panicwatch'}}[{stall_window}s])")
         prom_up = run.query(f"min_over_time(up{{job='panicwatch'}}[{stall_window}s])")
@@ -567,6 +574,18 @@ def test_stall(run: Run, boot1: vm.Guest) -> None:
         boot1.sh(NFT_DEL, 60)
     run.notes["stall_scrapes"] = scrapes
     run.notes["stall_prometheus_max_scrape"] = prom_max
+    run.notes["stall_check_seconds"] = {"check": checked.seconds, "version": startup}
+    # `check` as root in the middle of the stall: both mounts stalled, exit 3, on time (past
+    # Python's start, which `--version` measures), and the probes it killed are gone
+    assert checked.rc == 3, checked.stderr
+    nfs = {m["path"]: m for m in json.loads(checked.stdout)["nfs"]["mounts"]}
+    assert set(nfs) == set(MOUNTS)
+    for path, version in MOUNTS.items():
+        assert (nfs[path]["status"], nfs[path]["version"]) == ("stalled", version), nfs[path]
+        assert f"statvfs got no answer in {CHECK_TIMEOUT_S} s" in nfs[path]["findings"]
+        assert nfs[path]["address"] == {"host": "127.0.0.1", "port": 2049}
+    assert max(m["rpc_tasks_stuck"] for m in nfs.values()) >= 1, nfs
+    assert checked.seconds < startup + CHECK_TIMEOUT_S + CHECK_SLACK_S, (checked.seconds, startup)
     stalled = [alert for name in ("NFSMountStalled",) for alert in run.alerts(name, "firing")]
     assert {a["labels"]["mountpoint"] for a in stalled} >= {"/mnt/nfs3", "/mnt/nfs42"}
     assert run.alerts("NFSStuckRPCs", "firing", server="127.0.0.1")
