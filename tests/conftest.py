@@ -1,7 +1,9 @@
 from __future__ import annotations
 
+import importlib.util
 from collections.abc import Callable
 from pathlib import Path
+from types import ModuleType
 
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
@@ -20,6 +22,16 @@ def pytest_configure(config: pytest.Config) -> None:
 
 
 Samples = dict[tuple[str, tuple[tuple[str, str], ...]], float]
+
+
+def load_script(path: Path) -> ModuleType:
+    """A generator script (dashboards/build.py, deploy/kubernetes/build.py) as a module: they
+    are scripts, not part of the package."""
+    spec = importlib.util.spec_from_file_location(f"panicwatch_script_{path.parent.name}", path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 
 
 def scrape_text(text: str) -> Samples:

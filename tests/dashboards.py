@@ -3,13 +3,14 @@ and turn a query into PromQL that the Prometheus HTTP API accepts."""
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import re
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 from types import ModuleType
 from typing import Any
+
+from conftest import load_script
 
 DASHBOARDS = Path(__file__).resolve().parent.parent / "dashboards"
 
@@ -22,12 +23,7 @@ def load_dashboards() -> dict[str, Dashboard]:
 
 
 def load_generator() -> ModuleType:
-    """dashboards/build.py as a module (it is a script, not part of the package)."""
-    spec = importlib.util.spec_from_file_location("panicwatch_dashboards_build", DASHBOARDS / "build.py")
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_script(DASHBOARDS / "build.py")
 
 
 def all_panels(dashboard: Dashboard) -> Iterator[dict[str, Any]]:

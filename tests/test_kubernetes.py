@@ -11,7 +11,6 @@ promtool accepts it. The Namespace, ServiceAccount and DaemonSet are checked in 
 from __future__ import annotations
 
 import copy
-import importlib.util
 import json
 import os
 import re
@@ -27,6 +26,8 @@ from typing import Any
 import pytest
 import yaml
 from jsonschema import Draft202012Validator
+
+from conftest import load_script
 
 REPO = Path(__file__).resolve().parents[1]
 K8S = REPO / "deploy/kubernetes"
@@ -80,12 +81,7 @@ def identity(doc: Doc) -> tuple[str, str, str, str]:
 
 
 def load_generator() -> ModuleType:
-    """deploy/kubernetes/build.py as a module (it is a script, not part of the package)."""
-    spec = importlib.util.spec_from_file_location("panicwatch_kubernetes_build", K8S / "build.py")
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_script(K8S / "build.py")
 
 
 @cache
