@@ -651,15 +651,17 @@ def fleet() -> dm.Dashboard:
 
     section(b, "Overview",
         stat("Hosts not armed", "Hosts with no crash kernel loaded: a panic there leaves no "
-             "dump. Open the host from the readiness table below.",
-             [target(f"count({sel('panicwatch_kdump_loaded', FLEET)} == 0) or vector(0)",
+             "dump (panicwatch:hosts_not_armed:count). Open the host from the readiness table "
+             "below.",
+             [target(f"sum({sel('panicwatch:hosts_not_armed:count', JOB)})",
                      "hosts")], (4, 5), thresholds=GREEN_RED),
         stat("Fraction armed", "Share of hosts with a crash kernel loaded, per job (recording "
              "rule panicwatch:hosts_armed:ratio).",
              [target(sel("panicwatch:hosts_armed:ratio", JOB), "{{job}}")], (4, 5),
              unit="percentunit", thresholds=steps(("red", None), ("orange", 0.9), ("green", 1))),
-        stat("Hosts not panic-ready", "Hosts where a critical readiness check fails.",
-             [target(f"count({sel('panicwatch_panic_ready', FLEET)} == 0) or vector(0)", "hosts")],
+        stat("Hosts not panic-ready", "Hosts where a critical readiness check fails "
+             "(panicwatch:hosts_not_panic_ready:count).",
+             [target(f"sum({sel('panicwatch:hosts_not_panic_ready:count', JOB)})", "hosts")],
              (4, 5), thresholds=GREEN_RED),
         stat("Hosts with vmcores waiting", "Hosts with dumps nobody has moved away yet "
              "(panicwatch:hosts_with_vmcores:count). Read them: each is a panic.",
@@ -670,8 +672,8 @@ def fleet() -> dm.Dashboard:
              [target(f"sum({sel('panicwatch:hosts_with_stalled_mount:count', JOB)})", "hosts")],
              (4, 5), thresholds=GREEN_RED),
         stat("Exporters down", "panicwatch targets Prometheus cannot scrape: nothing above is "
-             "known about them.",
-             [target(f"count({sel('up', FLEET)} == 0) or vector(0)", "targets")], (4, 5),
+             "known about them (panicwatch:targets_down:count).",
+             [target(f"sum({sel('panicwatch:targets_down:count', JOB)})", "targets")], (4, 5),
              thresholds=GREEN_RED),
     )
 
@@ -681,8 +683,10 @@ def fleet() -> dm.Dashboard:
               f"{sel('panicwatch_readiness_check', FLEET)} == 0", (12, 8), hide=(),
               links=(HOST_LINK,)),
         bargauge("Failing hosts per check", "How many hosts fail each check: one check failing "
-                 "on many hosts is a configuration problem, not a host problem.",
-                 [target(f"count by (check) ({sel('panicwatch_readiness_check', FLEET)} == 0)",
+                 "on many hosts is a configuration problem, not a host problem "
+                 "(panicwatch:hosts_failing_check:count: every host of the job, whatever "
+                 "$instance says).",
+                 [target(f"sum by (check) ({sel('panicwatch:hosts_failing_check:count', JOB)}) > 0",
                          "{{check}}")], (12, 8)),
         table("Last panic per host", "The newest dump's panic on each host that has one: "
               "reason, kind, crash title and kernel release. Lockups and hung tasks on NFS "
@@ -730,9 +734,9 @@ def fleet() -> dm.Dashboard:
               hide=(), value="in flight", unit="s",
               thresholds=steps(("green", None), ("orange", 5), ("red", 60)), links=(HOST_LINK,)),
         table("Worst mounts by RTT", "Mounts with the highest average round-trip time of any "
-              "operation over 5 minutes (panicwatch:nfs_op_rtt_seconds:avg_rate5m).",
+              "operation over 5 minutes (panicwatch:nfs_mount_rtt_seconds:max_avg_rate5m).",
               "topk(10, max by (job, instance, mountpoint) "
-              f"({sel('panicwatch:nfs_op_rtt_seconds:avg_rate5m', FLEET)}))", (8, 8), hide=(),
+              f"({sel('panicwatch:nfs_mount_rtt_seconds:max_avg_rate5m', FLEET)}))", (8, 8), hide=(),
               value="RTT", unit="s", thresholds=steps(("green", None), ("orange", 0.1), ("red", 0.5)),
               links=(HOST_LINK,)),
         table("Worst servers by RTT", "NFS servers and operations by the worst client's "
