@@ -34,12 +34,12 @@
    dashboard loaded with 6 queries in flight, as a browser does. Each --runs times: median
    and max.
 
-    python3 benchmarks/fleet_1000_hosts.py [--hosts 1000] [--hours 24] [--runs 5]
-    python3 benchmarks/fleet_1000_hosts.py --check --hosts 20 --hours 6
-    python3 benchmarks/fleet_1000_hosts.py --rules /tmp/proposed.rules.yml --dashboard /tmp/fleet.json
+    .venv/bin/python benchmarks/fleet_1000_hosts.py [--hosts 1000] [--hours 24] [--runs 5]
+    .venv/bin/python benchmarks/fleet_1000_hosts.py --check --hosts 20 --hours 6
+    .venv/bin/python benchmarks/fleet_1000_hosts.py --rules /tmp/proposed.rules.yml --dashboard /tmp/fleet.json
 
-Needs: Debian's prometheus (prometheus and promtool), python3 with numpy and PyYAML, the
-project venv (make .venv/.installed) for the page. At 1,000 hosts on 2 cores: about 13 minutes,
+Needs: Debian's prometheus (prometheus and promtool) and the project venv (make
+.venv/.installed: numpy and psutil are in its bench extra). At 1,000 hosts on 2 cores: about 13 minutes,
 10 GB of blocks (more while Prometheus compacts them) under $TMPDIR (--keep leaves the workdir),
 12 GB of memory for Prometheus at its peak.
 """
