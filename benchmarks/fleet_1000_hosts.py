@@ -36,7 +36,7 @@
 
     .venv/bin/python benchmarks/fleet_1000_hosts.py [--hosts 1000] [--hours 24] [--runs 5]
     .venv/bin/python benchmarks/fleet_1000_hosts.py --check --hosts 20 --hours 6
-    .venv/bin/python benchmarks/fleet_1000_hosts.py --rules /tmp/proposed.rules.yml --dashboard /tmp/fleet.json
+    .venv/bin/python benchmarks/fleet_1000_hosts.py --rules /tmp/new.rules.yml --dashboard /tmp/fleet.json
 
 Needs: Debian's prometheus (prometheus and promtool) and the project venv (make
 .venv/.installed: numpy and psutil are in its bench extra). At 1,000 hosts on 2 cores: about 13 minutes,
