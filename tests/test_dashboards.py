@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 from prometheus_client.parser import text_string_to_metric_families
 
 import trees
@@ -624,8 +625,11 @@ def test_example_datasource():
         "    access: proxy",
         "    url: http://localhost:9090",
         "    jsonData:",
-        "      timeInterval: 15s",
+        "      timeInterval: 30s",
     ]
+    # the scrape interval it tells Grafana is the one the shipped scrape config uses
+    scrape = yaml.safe_load((DASHBOARDS.parent / "deploy/prometheus/scrape.yml").read_text())
+    assert {job["scrape_interval"] for job in scrape["scrape_configs"]} == {"30s"}
     assert "\t" not in (DASHBOARDS / "provisioning/datasource.yaml").read_text()
     assert "\t" not in (DASHBOARDS / "provisioning/dashboards.yaml").read_text()
 
