@@ -157,7 +157,9 @@ class Run:
         path = self.guest.share / "webhook.jsonl"
         if not path.exists():
             return []
-        return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+        text = path.read_text()
+        complete = text[:text.rfind("\n") + 1]  # a line still being written is read next time
+        return [json.loads(line) for line in complete.splitlines() if line.strip()]
 
     def alerts(self, alertname: str, status: str, **labels: str) -> list[dict[str, Any]]:
         return [a for note in self.notifications() for a in note.get("alerts", [])

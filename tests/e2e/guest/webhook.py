@@ -6,10 +6,14 @@ from __future__ import annotations
 import json
 import os
 import sys
+import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 OUT = os.environ.get("WEBHOOK_OUT", "/share/webhook.jsonl")
+# One append at a time: the handlers run in threads, and on the 9p share O_APPEND does not keep
+# two writers apart (two notifications 2 ms apart once came out interleaved in one line).
+APPEND = threading.Lock()
 
 
 class Handler(BaseHTTPRequestHandler):
@@ -20,7 +24,7 @@ class Handler(BaseHTTPRequestHandler):
         except ValueError:
             note = {"unparsed": body.decode(errors="replace")}
         note["_received"] = time.time()
-        with open(OUT, "a") as f:
+        with APPEND, open(OUT, "a") as f:
             f.write(json.dumps(note) + "\n")
             f.flush()
             os.fsync(f.fileno())
